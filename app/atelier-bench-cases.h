@@ -1,0 +1,42 @@
+/* atelier-bench-cases.h: the cases `atelier bench ops` measures. Each builds a one-op graph
+ * (inputs and weights of random values) and says how much work one run does. */
+#pragma once
+
+#include "at-engine.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  AT_BENCH_GFLOPS, /* work = floating-point operations per run */
+  AT_BENCH_GBPS,   /* work = bytes of weights (or memory) read per run */
+  AT_BENCH_US,     /* time per repeat in microseconds */
+} AtBenchUnit;
+
+typedef struct _AtBenchCase AtBenchCase;
+
+struct _AtBenchCase
+{
+  const char *name;
+  const char *op, *dtype, *wtype;
+  struct
+  {
+    const char *name;
+    gint64 value;
+  } dims[5];
+  AtBenchUnit unit;
+  double work;
+  int repeat; /* ops per graph (dispatch overhead) */
+  gboolean (*build) (AtGraph *g, const AtBenchCase *c, GError **error);
+};
+
+/* Terminated by a case with NULL name. */
+extern const AtBenchCase at_bench_cases[];
+
+/* Helpers for case builders: a random input or weight of this shape and dtype. */
+AtTensor *at_bench_input (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape,
+                          GError **error);
+AtTensor *at_bench_weight (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape,
+                           GError **error);
+
+G_END_DECLS

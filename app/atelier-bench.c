@@ -1,0 +1,155 @@
+/* atelier-bench.c: `atelier bench ops [--json] [--filter S] [--quick]`: the engine's speed on
+ * the shapes that matter (GEMM, matrix-vector, conv, attention, dispatch overhead), on the
+ * chosen device. Each case builds a one-op graph, compiles it once, replays it until about
+ * half a second has passed (at least 3 times), and reports the median run.
+ * Figures are printed, never asserted: tests check correctness, this checks speed. */
+#include "config.h"
+
+#include "atelier-commands.h"
+#include "atelier-bench-cases.h"
+
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+#include <string.h>
+
+static int
+compare_double (gconstpointer a, gconstpointer b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+/* Median wall time of one replay, in seconds. */
+static gboolean
+time_graph (AtGraph *g, double budget_s, double *median, GError **error)
+{
+  g_autoptr (GArray) times = g_array_new (FALSE, FALSE, sizeof (double));
+  double spent = 0;
+
+  /* The first run compiles the shaders inside the driver (lavapipe JITs at first dispatch). */
+  if (!at_graph_run (g, error))
+    return FALSE;
+  while (times->len < 3 || (spent < budget_s && times->len < 200))
+    {
+      gint64 t0 = g_get_monotonic_time ();
+      double dt;
+      if (!at_graph_run (g, error))
+        return FALSE;
+      dt = (g_get_monotonic_time () - t0) / 1e6;
+      g_array_append_val (times, dt);
+      spent += dt;
+    }
+  g_array_sort (times, compare_double);
+  *median = g_array_index (times, double, times->len / 2);
+  return TRUE;
+}
+
+static void
+add_common (JsonBuilder *b, const AtBenchCase *c)
+{
+  json_builder_set_member_name (b, "op");
+  json_builder_add_string_value (b, c->op);
+  if (c->dtype)
+    {
+      json_builder_set_member_name (b, "dtype");
+      json_builder_add_string_value (b, c->dtype);
+    }
+  if (c->wtype)
+    {
+      json_builder_set_member_name (b, "wtype");
+      json_builder_add_string_value (b, c->wtype);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (c->dims) && c->dims[i].name; i++)
+    {
+      json_builder_set_member_name (b, c->dims[i].name);
+      json_builder_add_int_value (b, c->dims[i].value);
+    }
+}
+
+int
+atelier_cmd_bench (int argc, char **argv)
+{
+  gboolean json = FALSE, quick = FALSE;
+  char *filter = NULL;
+  GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON records", NULL },
+    { "filter", 0, 0, G_OPTION_ARG_STRING, &filter, "Only cases whose name contains S", "S" },
+    { "quick", 0, 0, G_OPTION_ARG_NONE, &quick, "Fewer repetitions", NULL },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("ops - measure the engine");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  AtDevice *dev;
+  int status = 0;
+
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    {
+      fprintf (stderr, "atelier bench: %s\n", error->message);
+      return 2;
+    }
+  if (argc < 2 || strcmp (argv[1], "ops") != 0)
+    {
+      fprintf (stderr, "atelier bench: say what to measure: 'atelier bench ops'\n");
+      return 2;
+    }
+  if ((dev = at_device_get_default (&error)) == NULL)
+    {
+      fprintf (stderr, "atelier bench: %s\n", error->message);
+      return 1;
+    }
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "device");
+  json_builder_add_string_value (b, at_device_get_name (dev));
+  json_builder_end_object (b);
+  if (!json)
+    printf ("device: %s (%s)\n", at_device_get_name (dev),
+            at_device_type_name (at_device_get_info (dev)->type));
+
+  for (const AtBenchCase *c = at_bench_cases; c->name != NULL; c++)
+    {
+      g_autoptr (AtGraph) g = NULL;
+      g_autoptr (GError) e = NULL;
+      double t = 0, figure;
+
+      if (filter != NULL && strstr (c->name, filter) == NULL)
+        continue;
+      g = at_graph_new (dev);
+      if (!c->build (g, c, &e) || !at_graph_compile (g, &e)
+          || !time_graph (g, quick ? 0.1 : 0.5, &t, &e))
+        {
+          fprintf (stderr, "atelier bench: %s: %s\n", c->name, e->message);
+          status = 1;
+          continue;
+        }
+      t /= c->repeat > 0 ? c->repeat : 1;
+      figure = c->unit == AT_BENCH_GFLOPS ? c->work / t / 1e9
+               : c->unit == AT_BENCH_GBPS ? c->work / t / 1e9
+                                          : t * 1e6;
+      json_builder_begin_object (b);
+      add_common (b, c);
+      json_builder_set_member_name (b, c->unit == AT_BENCH_GFLOPS ? "gflops"
+                                       : c->unit == AT_BENCH_GBPS ? "gbps"
+                                                                  : "us");
+      json_builder_add_double_value (b, ((gint64) (figure * 100 + 0.5)) / 100.0);
+      json_builder_set_member_name (b, "ms");
+      json_builder_add_double_value (b, t * 1e3);
+      json_builder_end_object (b);
+      if (!json)
+        printf ("%-40s %10.2f %s   (%.3f ms)\n", c->name, figure,
+                c->unit == AT_BENCH_GFLOPS ? "GFLOP/s" : c->unit == AT_BENCH_GBPS ? "GB/s" : "us",
+                t * 1e3);
+      fflush (stdout);
+    }
+  json_builder_end_array (b);
+  if (json)
+    {
+      g_autoptr (JsonNode) root = json_builder_get_root (b);
+      g_autofree char *text = json_to_string (root, TRUE);
+      printf ("%s\n", text);
+    }
+  g_free (filter);
+  return status;
+}

@@ -1,0 +1,12 @@
+/* at-engine.h: the public API of libatelier-engine. */
+#pragma once
+
+#include "at-error.h"
+#include "gpu/at-vk.h"
+#include "gpu/at-device.h"
+#include "gpu/at-buffer.h"
+#include "gpu/at-pipeline.h"
+#include "gpu/at-command.h"
+#include "tensor/at-dtype.h"
+#include "tensor/at-graph.h"
+#include "tensor/at-ops-elementwise.h"

@@ -1,0 +1,32 @@
+// common.glsl: shared by every kernel. Workgroup size comes from specialisation constants
+// 0, 1, 2; linear workgroup ids from a 2-D grid (see at_encoder_grid in engine/tensor/at-graph.c).
+#extension GL_EXT_control_flow_attributes : enable
+
+layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
+
+uint linear_group() {
+  return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+}
+
+uint linear_invocation() {
+  return linear_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+}
+
+// f16 and bf16 are stored two per 32-bit word (the plain path: no 16-bit storage needed).
+float half_at(uint word, uint i) {
+  return unpackHalf2x16(word)[i & 1u];
+}
+
+float bf16_at(uint word, uint i) {
+  return uintBitsToFloat((i & 1u) == 0u ? (word << 16) : (word & 0xffff0000u));
+}
+
+// Unpack four coordinates of linear index `i` in a contiguous [n0, n1, n2, n3] shape.
+uvec4 unravel4(uint i, uvec4 n) {
+  uint i3 = i % n.w;
+  i /= n.w;
+  uint i2 = i % n.z;
+  i /= n.z;
+  uint i1 = i % n.y;
+  return uvec4(i / n.y, i1, i2, i3);
+}

@@ -1,0 +1,141 @@
+/* at-test-util.c: helpers shared by the engine tests. */
+#include "at-test-util.h"
+
+#include <string.h>
+
+typedef struct
+{
+  AtTensor *tensor;
+  GBytes *data;
+} Pending;
+
+static GArray *pending;
+
+AtDevice *
+at_test_device (void)
+{
+  g_autoptr (GError) error = NULL;
+  AtDevice *dev = at_device_get_default (&error);
+
+  if (dev != NULL)
+    return dev;
+  if (g_strcmp0 (g_getenv ("ATELIER_REQUIRE_VULKAN"), "1") == 0)
+    g_error ("ATELIER_REQUIRE_VULKAN=1 but no Vulkan device: %s", error->message);
+  g_test_skip_printf ("no Vulkan device: %s", error->message);
+  return NULL;
+}
+
+void
+at_test_fill (float *x, gsize n, float lo, float hi)
+{
+  for (gsize i = 0; i < n; i++)
+    x[i] = (float) g_test_rand_double_range (lo, hi);
+}
+
+static GBytes *
+encode_values (AtDtype dtype, const float *values, gint64 n)
+{
+  gsize bytes = at_dtype_row_bytes (dtype, n);
+  guint8 *raw = g_malloc (MAX (bytes, 1));
+
+  at_quantize_row (dtype, values, raw, n);
+  return g_bytes_new_take (raw, bytes);
+}
+
+AtTensor *
+at_test_input_values (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape,
+                      const float *values)
+{
+  AtTensor *t = at_graph_input (g, name, dtype, ndim, shape);
+  Pending p;
+
+  g_assert_nonnull (t);
+  if (pending == NULL)
+    pending = g_array_new (FALSE, FALSE, sizeof (Pending));
+  p.tensor = t;
+  p.data = encode_values (dtype, values, at_tensor_numel (t));
+  g_array_append_val (pending, p);
+  return t;
+}
+
+AtTensor *
+at_test_input (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape, float lo,
+               float hi)
+{
+  gint64 n = 1;
+  g_autofree float *v = NULL;
+
+  for (int i = 0; i < ndim; i++)
+    n *= shape[i];
+  v = g_new (float, n);
+  at_test_fill (v, (gsize) n, lo, hi);
+  return at_test_input_values (g, name, dtype, ndim, shape, v);
+}
+
+AtTensor *
+at_test_weight (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape, float lo,
+                float hi)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 n = 1;
+  g_autofree float *v = NULL;
+  g_autoptr (GBytes) raw = NULL;
+  g_autoptr (AtBuffer) buf = NULL;
+
+  for (int i = 0; i < ndim; i++)
+    n *= shape[i];
+  v = g_new (float, n);
+  at_test_fill (v, (gsize) n, lo, hi);
+  raw = encode_values (dtype, v, n);
+  buf = at_buffer_new (at_graph_get_device (g), g_bytes_get_size (raw), AT_BUFFER_DEVICE, name, &error);
+  g_assert_no_error (error);
+  g_assert_true (at_buffer_upload (buf, 0, g_bytes_get_data (raw, NULL), g_bytes_get_size (raw), &error));
+  g_assert_no_error (error);
+  return at_graph_weight (g, name, dtype, ndim, shape, buf, 0);
+}
+
+double
+at_test_run (AtGraph *g, AtTensor *out)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree float *gpu = NULL, *ref = NULL;
+  gint64 n;
+
+  if (!at_graph_check (g, &error))
+    g_error ("building the graph: %s", error->message);
+  at_graph_output (g, out, NULL);
+  if (!at_graph_compile (g, &error))
+    g_error ("compiling: %s", error->message);
+  g_assert_true (at_graph_verify_arena (g, &error));
+  for (guint i = 0; pending != NULL && i < pending->len; i++)
+    {
+      Pending *p = &g_array_index (pending, Pending, i);
+      if (p->tensor->graph != g)
+        continue;
+      if (!at_graph_set_input (g, p->tensor, g_bytes_get_data (p->data, NULL),
+                               g_bytes_get_size (p->data), &error))
+        g_error ("setting %s: %s", p->tensor->name, error->message);
+    }
+  for (guint i = pending ? pending->len : 0; i-- > 0;)
+    if (g_array_index (pending, Pending, i).tensor->graph == g)
+      {
+        g_bytes_unref (g_array_index (pending, Pending, i).data);
+        g_array_remove_index (pending, i);
+      }
+  if (!at_graph_run (g, &error))
+    g_error ("running: %s", error->message);
+  n = at_tensor_numel (out);
+  gpu = g_new (float, n);
+  if (out->dtype == AT_DTYPE_F32)
+    g_assert_true (at_graph_get_output (g, out, gpu, n * sizeof (float), &error));
+  else
+    {
+      g_autofree guint8 *raw = g_malloc (at_tensor_nbytes (out));
+      g_assert_true (at_graph_get_output (g, out, raw, at_tensor_nbytes (out), &error));
+      at_dequantize_row (out->dtype, raw, gpu, n);
+    }
+  g_assert_no_error (error);
+  ref = at_graph_run_reference (g, out, &error);
+  g_assert_no_error (error);
+  return at_nmse (ref, gpu, (gsize) n);
+}

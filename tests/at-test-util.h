@@ -1,0 +1,42 @@
+/* at-test-util.h: shared helpers for the engine tests: the device (skip or fail when there is
+ * none), random tensors, and the GPU-against-reference comparison. */
+#pragma once
+
+#include "at-engine.h"
+
+G_BEGIN_DECLS
+
+/* The default device, or NULL after g_test_skip() (g_test_fail() when ATELIER_REQUIRE_VULKAN=1,
+ * as in CI, where lavapipe must be present). */
+AtDevice *at_test_device (void);
+
+/* Uniform in [lo, hi) from the test's random generator (seeded by g_test's --seed). */
+void at_test_fill (float *x, gsize n, float lo, float hi);
+
+/* An input whose random values (uniform in [lo, hi)) are set when at_test_run() compiles. */
+AtTensor *at_test_input (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape,
+                         float lo, float hi);
+/* Same, with given f32 values (converted to the dtype); `values` is copied. */
+AtTensor *at_test_input_values (AtGraph *g, const char *name, AtDtype dtype, int ndim,
+                                const gint64 *shape, const float *values);
+/* A weight in its own buffer, random in [lo, hi) and stored as `dtype` (quantised if asked). */
+AtTensor *at_test_weight (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape,
+                          float lo, float hi);
+
+/* Compiles the graph (output `out` is marked), sets the inputs, runs it `runs` times on the GPU,
+ * computes the reference, and returns the NMSE of the GPU result against it. Fails the test on
+ * any error. */
+double at_test_run (AtGraph *g, AtTensor *out);
+
+/* Asserts NMSE <= tol, printing the op description when not. */
+#define at_test_assert_nmse(nmse, tol, what)                                                        \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    double _n = (nmse);                                                                            \
+    if (!(_n <= (tol)))                                                                            \
+      g_error ("%s: NMSE %.3g exceeds %.3g", (what), _n, (double) (tol));                          \
+    g_test_message ("%s: NMSE %.3g", (what), _n);                                                  \
+  }                                                                                                \
+  G_STMT_END
+
+G_END_DECLS
