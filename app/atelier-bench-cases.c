@@ -76,10 +76,20 @@ build_add (AtGraph *g, const AtBenchCase *c, GError **error)
   return at_graph_check (g, error);
 }
 
-const AtBenchCase at_bench_cases[] = {
+const AtBenchCase at_bench_cases_core[] = {
   { "dispatch overhead", "dispatch", NULL, NULL, { { "dispatches", 200 } }, AT_BENCH_US, 0, 200,
     build_dispatch },
   { "add f32 16M (bytes moved)", "add", "f32", NULL, { { "n", 1 << 24 } }, AT_BENCH_GBPS,
     3.0 * 4 * (1 << 24), 1, build_add },
   { NULL },
+};
+
+const AtBenchCase *const at_bench_case_lists[] = {
+  at_bench_cases_core,
+  /* -- matmul bench -- */
+  /* -- norm bench -- */
+  /* -- conv bench -- */
+  /* -- attention bench -- */
+  /* -- rows bench -- */
+  NULL,
 };

@@ -30,8 +30,14 @@ struct _AtBenchCase
   gboolean (*build) (AtGraph *g, const AtBenchCase *c, GError **error);
 };
 
-/* Terminated by a case with NULL name. */
-extern const AtBenchCase at_bench_cases[];
+/* Each list is terminated by a case with NULL name; at_bench_case_lists by NULL. */
+extern const AtBenchCase at_bench_cases_core[];
+/* -- matmul bench -- */
+/* -- norm bench -- */
+/* -- conv bench -- */
+/* -- attention bench -- */
+/* -- rows bench -- */
+extern const AtBenchCase *const at_bench_case_lists[];
 
 /* Helpers for case builders: a random input or weight of this shape and dtype. */
 AtTensor *at_bench_input (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape,

@@ -108,7 +108,8 @@ atelier_cmd_bench (int argc, char **argv)
     printf ("device: %s (%s)\n", at_device_get_name (dev),
             at_device_type_name (at_device_get_info (dev)->type));
 
-  for (const AtBenchCase *c = at_bench_cases; c->name != NULL; c++)
+  for (guint l = 0; at_bench_case_lists[l] != NULL; l++)
+  for (const AtBenchCase *c = at_bench_case_lists[l]; c->name != NULL; c++)
     {
       g_autoptr (AtGraph) g = NULL;
       g_autoptr (GError) e = NULL;

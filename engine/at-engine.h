@@ -10,3 +10,8 @@
 #include "tensor/at-dtype.h"
 #include "tensor/at-graph.h"
 #include "tensor/at-ops-elementwise.h"
+/* -- matmul headers -- */
+/* -- norm headers -- */
+/* -- conv headers -- */
+/* -- attention headers -- */
+/* -- rows headers -- */
