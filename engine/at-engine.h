@@ -15,3 +15,4 @@
 /* -- conv headers -- */
 /* -- attention headers -- */
 /* -- rows headers -- */
+#include "tensor/at-ops-rows.h"

@@ -1,0 +1,17 @@
+/* at-ops-rows.h: row gathers (embedding lookup) and dtype conversion. */
+#pragma once
+
+#include "at-graph.h"
+
+G_BEGIN_DECLS
+
+/* table [V, D] (f32, f16 or bf16), ids i32 [n] -> [n, D] f32: row ids[i] of the table; an id
+ * outside [0, V) gives a row of zeros (never a read outside the table). Tables larger than the
+ * device's storage range are read in chunks, one dispatch each. */
+AtTensor *at_get_rows (AtGraph *g, AtTensor *table, AtTensor *ids);
+
+/* A contiguous copy of `a` (f32, f16 or bf16, contiguous) in `dtype` (f32, f16 or bf16);
+ * to 16-bit types, round to nearest even. */
+AtTensor *at_cast (AtGraph *g, AtTensor *a, AtDtype dtype);
+
+G_END_DECLS

@@ -1,0 +1,110 @@
+/* test-rows.c: get_rows (incl. the chunked path for tables beyond one storage range) and dtype
+ * conversion, GPU against the C reference. */
+#include "at-test-util.h"
+
+#include <string.h>
+
+static void
+check_get_rows (AtDtype dtype, gint64 rows, gint64 dim, gint64 n, gboolean with_invalid)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtGraph) g = NULL;
+  g_autofree float *ids = NULL;
+  g_autofree char *what = NULL;
+  AtTensor *table, *idt;
+
+  if (dev == NULL)
+    return;
+  g = at_graph_new (dev);
+  ids = g_new (float, n);
+  for (gint64 i = 0; i < n; i++)
+    ids[i] = (float) g_test_rand_int_range (0, (gint32) rows);
+  if (with_invalid)
+    {
+      ids[0] = -1;
+      ids[n - 1] = (float) rows;
+    }
+  table = at_test_weight (g, "table", dtype, 2, (gint64[]){ rows, dim }, -1, 1);
+  idt = at_test_input_values (g, "ids", AT_DTYPE_I32, 1, (gint64[]){ n }, ids);
+  what = g_strdup_printf ("get_rows %s [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "] x %" G_GINT64_FORMAT,
+                          at_dtype_name (dtype), rows, dim, n);
+  at_test_assert_nmse (at_test_run (g, at_get_rows (g, table, idt)), 0, what);
+}
+
+static void
+test_get_rows (void)
+{
+  check_get_rows (AT_DTYPE_F32, 100, 33, 17, FALSE);
+  check_get_rows (AT_DTYPE_F16, 50, 65, 300, FALSE);
+  check_get_rows (AT_DTYPE_BF16, 7, 1, 9, FALSE);
+  check_get_rows (AT_DTYPE_F32, 1, 1, 1, FALSE);
+  check_get_rows (AT_DTYPE_F16, 31, 8, 40, TRUE);
+}
+
+/* Lower the binding limit so a small table is read in several chunks, as a large embedding
+ * table is on lavapipe (128 MiB storage range). */
+static void
+test_get_rows_chunked (void)
+{
+  g_setenv ("ATELIER_MAX_BINDING_BYTES", "1000", TRUE);
+  check_get_rows (AT_DTYPE_F32, 200, 17, 64, TRUE);  /* 68-byte rows: 11 chunks */
+  check_get_rows (AT_DTYPE_F16, 301, 33, 100, FALSE);
+  g_unsetenv ("ATELIER_MAX_BINDING_BYTES");
+}
+
+static void
+check_cast (AtDtype from, AtDtype to, gint64 n)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtGraph) g = NULL;
+  g_autofree char *what = g_strdup_printf ("cast %s -> %s, %" G_GINT64_FORMAT, at_dtype_name (from),
+                                           at_dtype_name (to), n);
+  AtTensor *a;
+
+  if (dev == NULL)
+    return;
+  g = at_graph_new (dev);
+  a = at_test_input (g, "a", from, 2, (gint64[]){ 3, n }, -60000, 60000);
+  /* Exact: both sides round to nearest even, and the reference rounds the same way. */
+  at_test_assert_nmse (at_test_run (g, at_cast (g, a, to)), 0, what);
+}
+
+static void
+test_cast (void)
+{
+  check_cast (AT_DTYPE_F32, AT_DTYPE_F16, 1001);
+  check_cast (AT_DTYPE_F32, AT_DTYPE_BF16, 1);
+  check_cast (AT_DTYPE_F16, AT_DTYPE_F32, 257);
+  check_cast (AT_DTYPE_BF16, AT_DTYPE_F32, 3);
+  check_cast (AT_DTYPE_F32, AT_DTYPE_F16, 2);
+}
+
+static void
+test_bad (void)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtGraph) g = NULL;
+  g_autoptr (GError) error = NULL;
+  AtTensor *t, *ids;
+
+  if (dev == NULL)
+    return;
+  g = at_graph_new (dev);
+  t = at_graph_input (g, "t", AT_DTYPE_F32, 2, (gint64[]){ 4, 4 });
+  ids = at_graph_input (g, "ids", AT_DTYPE_F32, 1, (gint64[]){ 4 });
+  g_assert_null (at_get_rows (g, t, ids));
+  g_assert_false (at_graph_check (g, &error));
+  g_assert_error (error, AT_ERROR, AT_ERROR_SHAPE);
+  g_assert_nonnull (strstr (error->message, "i32 ids"));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/engine/rows/get-rows", test_get_rows);
+  g_test_add_func ("/engine/rows/get-rows-chunked", test_get_rows_chunked);
+  g_test_add_func ("/engine/rows/cast", test_cast);
+  g_test_add_func ("/engine/rows/bad-input", test_bad);
+  return g_test_run ();
+}
