@@ -4,10 +4,28 @@
 #include "common.glsl"
 
 layout(constant_id = 3) const uint OP = 0; // 0 add, 1 mul, 2 sub, 3 div
+// 1 when a, b and d are all contiguous with the same shape: no index arithmetic, and (with
+// VEC4) four elements per invocation through vec4 loads.
+layout(constant_id = 4) const uint CONTIG = 0;
 
-layout(binding = 0) readonly buffer A { float a[]; };
-layout(binding = 1) readonly buffer B { float b[]; };
-layout(binding = 2) writeonly buffer D { float d[]; };
+#ifdef VEC4
+#define T vec4
+#else
+#define T float
+#endif
+layout(binding = 0) readonly buffer A { T a[]; };
+layout(binding = 1) readonly buffer B { T b[]; };
+layout(binding = 2) writeonly buffer D { T d[]; };
+
+T apply(T x, T y) {
+  if (OP == 0)
+    return x + y;
+  else if (OP == 1)
+    return x * y;
+  else if (OP == 2)
+    return x - y;
+  return x / y;
+}
 
 layout(push_constant) uniform Push {
   uvec4 ne;       // dst shape, outermost first
@@ -18,19 +36,14 @@ layout(push_constant) uniform Push {
 
 void main() {
   uint i = linear_invocation();
-  if (i >= p.n)
+  if (i >= p.n)  // n counts T elements (vec4s with VEC4); offsets are in T units too
     return;
+  if (CONTIG == 1) {
+    d[p.od + i] = apply(a[p.oa + i], b[p.ob + i]);
+    return;
+  }
   uvec4 c = unravel4(i, p.ne);
-  float x = a[p.oa + c.x * p.sa.x + c.y * p.sa.y + c.z * p.sa.z + c.w * p.sa.w];
-  float y = b[p.ob + c.x * p.sb.x + c.y * p.sb.y + c.z * p.sb.z + c.w * p.sb.w];
-  float r;
-  if (OP == 0)
-    r = x + y;
-  else if (OP == 1)
-    r = x * y;
-  else if (OP == 2)
-    r = x - y;
-  else
-    r = x / y;
-  d[p.od + i] = r;
+  T x = a[p.oa + c.x * p.sa.x + c.y * p.sa.y + c.z * p.sa.z + c.w * p.sa.w];
+  T y = b[p.ob + c.x * p.sb.x + c.y * p.sb.y + c.z * p.sb.z + c.w * p.sb.w];
+  d[p.od + i] = apply(x, y);
 }

@@ -6,8 +6,16 @@
 
 layout(constant_id = 3) const uint OP = 0; // 0 scale, 1 gelu, 2 quick_gelu, 3 silu, 4 tanh, 5 relu, 6 gelu_erf
 
-layout(binding = 0) readonly buffer A { float a[]; };
-layout(binding = 1) writeonly buffer D { float d[]; };
+// 1 when a is contiguous: no index arithmetic, and (with VEC4) four elements an invocation.
+layout(constant_id = 4) const uint CONTIG = 0;
+
+#ifdef VEC4
+#define T vec4
+#else
+#define T float
+#endif
+layout(binding = 0) readonly buffer A { T a[]; };
+layout(binding = 1) writeonly buffer D { T d[]; };
 
 layout(push_constant) uniform Push {
   uvec4 ne;
@@ -17,31 +25,38 @@ layout(push_constant) uniform Push {
 } p;
 
 // erf by Abramowitz and Stegun 7.1.26 (|error| < 1.5e-7).
-float erf_approx(float x) {
-  float t = 1.0 / (1.0 + 0.3275911 * abs(x));
-  float y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
-                   + 0.254829592) * t * exp(-x * x);
+T erf_approx(T x) {
+  T t = 1.0 / (1.0 + 0.3275911 * abs(x));
+  T y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
+               + 0.254829592) * t * exp(-x * x);
   return sign(x) * y;
+}
+
+T apply(T x) {
+  x = x * p.scale + p.bias;
+  if (OP == 1)
+    return 0.5 * x * (1.0 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)));
+  if (OP == 2)
+    return x / (1.0 + exp(-1.702 * x));
+  if (OP == 3)
+    return x / (1.0 + exp(-x));
+  if (OP == 4)
+    return tanh(x);
+  if (OP == 5)
+    return max(x, T(0.0));
+  if (OP == 6)
+    return 0.5 * x * (1.0 + erf_approx(x * 0.7071067812));
+  return x;
 }
 
 void main() {
   uint i = linear_invocation();
-  if (i >= p.n)
+  if (i >= p.n)  // n and the offsets count T elements (vec4s with VEC4)
     return;
+  if (CONTIG == 1) {
+    d[p.od + i] = apply(a[p.oa + i]);
+    return;
+  }
   uvec4 c = unravel4(i, p.ne);
-  float x = a[p.oa + c.x * p.sa.x + c.y * p.sa.y + c.z * p.sa.z + c.w * p.sa.w] * p.scale + p.bias;
-  float r = x;
-  if (OP == 1)
-    r = 0.5 * x * (1.0 + tanh(0.7978845608 * (x + 0.044715 * x * x * x)));
-  else if (OP == 2)
-    r = x / (1.0 + exp(-1.702 * x));
-  else if (OP == 3)
-    r = x / (1.0 + exp(-x));
-  else if (OP == 4)
-    r = tanh(x);
-  else if (OP == 5)
-    r = max(x, 0.0);
-  else if (OP == 6)
-    r = 0.5 * x * (1.0 + erf_approx(x * 0.7071067812));
-  d[p.od + i] = r;
+  d[p.od + i] = apply(a[p.oa + c.x * p.sa.x + c.y * p.sa.y + c.z * p.sa.z + c.w * p.sa.w]);
 }

@@ -26,7 +26,7 @@ static void
 test_binary (void)
 {
   const gint64 s1[] = { 3, 5, 7, 11 }, s2[] = { 7, 1 }, s3[] = { 1 }, s4[] = { 1000003 };
-  const gint64 s5[] = { 3, 1, 7, 11 };
+  const gint64 s5[] = { 3, 1, 7, 11 }, s6[] = { 4, 100 };
 
   check_binary (at_add, "add same", 4, s1, 4, s1);
   check_binary (at_mul, "mul broadcast", 4, s1, 2, s2);
@@ -34,6 +34,8 @@ test_binary (void)
   check_binary (at_div, "div broadcast mid", 4, s1, 4, s5);
   check_binary (at_add, "add large 1-d", 1, s4, 1, s4);
   check_binary (at_mul, "mul scalar first", 1, s3, 4, s1);
+  check_binary (at_sub, "sub contiguous vec4", 2, s6, 2, s6);
+  check_binary (at_div, "div contiguous scalar", 4, s1, 4, s1);
 }
 
 static void
@@ -42,17 +44,18 @@ test_unary (void)
   AtTensor *(*ops[]) (AtGraph *, AtTensor *) = { at_gelu, at_gelu_erf, at_quick_gelu, at_silu,
                                                  at_tanh, at_relu, at_cont };
   const char *names[] = { "gelu", "gelu_erf", "quick_gelu", "silu", "tanh", "relu", "cont" };
-  const gint64 shape[] = { 5, 3, 257 };
+  const gint64 shape[] = { 5, 3, 257 }, shape4[] = { 2, 3, 64 };
   AtDevice *dev = at_test_device ();
 
   if (dev == NULL)
     return;
   for (guint i = 0; i < G_N_ELEMENTS (ops); i++)
-    {
-      g_autoptr (AtGraph) g = at_graph_new (dev);
-      AtTensor *a = at_test_input (g, "a", AT_DTYPE_F32, 3, shape, -6, 6);
-      at_test_assert_nmse (at_test_run (g, ops[i] (g, a)), 1e-10, names[i]);
-    }
+    for (int v = 0; v < 2; v++) /* scalar, then the vec4 path */
+      {
+        g_autoptr (AtGraph) g = at_graph_new (dev);
+        AtTensor *a = at_test_input (g, "a", AT_DTYPE_F32, 3, v ? shape4 : shape, -6, 6);
+        at_test_assert_nmse (at_test_run (g, ops[i] (g, a)), 1e-10, names[i]);
+      }
   {
     g_autoptr (AtGraph) g = at_graph_new (dev);
     AtTensor *a = at_test_input (g, "a", AT_DTYPE_F32, 3, shape, -6, 6);

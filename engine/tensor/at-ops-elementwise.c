@@ -111,7 +111,10 @@ static gboolean
 encode_binary (AtEncoder *enc, AtTensor *dst, GError **error)
 {
   const BinaryParams *p = (const BinaryParams *) dst->params;
-  AtPipelineDesc desc = { "binary", 4, { WG, 1, 1, p->op }, 3, sizeof (BinaryPush) };
+  AtTensor *a = dst->src[0], *bb = dst->src[1];
+  gboolean contig = at_tensor_same_shape (a, dst) && at_tensor_same_shape (bb, dst)
+                    && at_tensor_is_contiguous (a) && at_tensor_is_contiguous (bb);
+  AtPipelineDesc desc = { "binary", 5, { WG, 1, 1, p->op, contig }, 3, sizeof (BinaryPush) };
   gint64 ne[4], st[4];
   BinaryPush push = { 0 };
   AtBinding b[3];
@@ -128,6 +131,15 @@ encode_binary (AtEncoder *enc, AtTensor *dst, GError **error)
   b[0] = at_encoder_bind (enc, dst->src[0], FALSE, &push.oa, 4);
   b[1] = at_encoder_bind (enc, dst->src[1], FALSE, &push.ob, 4);
   b[2] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
+  /* Four elements an invocation when everything is contiguous and vec4-aligned. */
+  if (contig && push.n % 4 == 0 && push.oa % 4 == 0 && push.ob % 4 == 0 && push.od % 4 == 0)
+    {
+      desc.shader = "binary_vec4";
+      push.n /= 4;
+      push.oa /= 4;
+      push.ob /= 4;
+      push.od /= 4;
+    }
   at_encoder_grid (enc, (push.n + WG - 1) / WG, &gx, &gy);
   return at_encoder_dispatch (enc, &desc, binary_names[p->op], &push, b, gx, gy, 1, error);
 }
@@ -232,7 +244,8 @@ static gboolean
 encode_unary (AtEncoder *enc, AtTensor *dst, GError **error)
 {
   const UnaryParams *p = (const UnaryParams *) dst->params;
-  AtPipelineDesc desc = { "unary", 4, { WG, 1, 1, p->op }, 2, sizeof (UnaryPush) };
+  gboolean contig = at_tensor_is_contiguous (dst->src[0]);
+  AtPipelineDesc desc = { "unary", 5, { WG, 1, 1, p->op, contig }, 2, sizeof (UnaryPush) };
   gint64 ne[4], st[4];
   UnaryPush push = { 0 };
   AtBinding b[2];
@@ -249,6 +262,13 @@ encode_unary (AtEncoder *enc, AtTensor *dst, GError **error)
   push.bias = p->bias;
   b[0] = at_encoder_bind (enc, dst->src[0], FALSE, &push.oa, 4);
   b[1] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
+  if (contig && push.n % 4 == 0 && push.oa % 4 == 0 && push.od % 4 == 0)
+    {
+      desc.shader = "unary_vec4";
+      push.n /= 4;
+      push.oa /= 4;
+      push.od /= 4;
+    }
   at_encoder_grid (enc, (push.n + WG - 1) / WG, &gx, &gy);
   return at_encoder_dispatch (enc, &desc, unary_names[p->op], &push, b, gx, gy, 1, error);
 }
