@@ -60,12 +60,25 @@ at_buffer_new (AtDevice *device, gsize size, AtBufferFlags flags, const char *wh
                                            | VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
   else
     {
-      /* Device-local and mapped if the device has such memory (unified memory), else plain
-       * device-local. */
-      type = at_device_find_memory_type (device, req.memoryTypeBits,
-                                         VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
-                                         VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT
-                                             | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+      /* Device-local and mapped where that memory is the whole device-local heap (unified
+       * memory, resizable BAR); otherwise device-local only, uploaded through staging. */
+      if (at_device_maps_device_memory (device))
+        type = at_device_find_memory_type (device, req.memoryTypeBits,
+                                           VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
+                                           VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT
+                                               | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+      else
+        {
+          type = -1;
+          for (guint i = 0; i < 32 && type < 0; i++)
+            if ((req.memoryTypeBits & (1u << i))
+                && at_device_memory_type_is (device, i, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT)
+                && !at_device_memory_type_is (device, i, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT))
+              type = (gint) i;
+          if (type < 0) /* unified memory only (lavapipe, integrated GPUs) */
+            type = at_device_find_memory_type (device, req.memoryTypeBits,
+                                               VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0);
+        }
       if (type < 0)
         type = at_device_find_memory_type (device, req.memoryTypeBits, 0, 0);
     }

@@ -675,6 +675,24 @@ at_device_memory_type_is (AtDevice *self, guint type_index, VkMemoryPropertyFlag
          && (self->memory.memoryTypes[type_index].propertyFlags & flags) == flags;
 }
 
+gboolean
+at_device_maps_device_memory (AtDevice *self)
+{
+  VkMemoryPropertyFlags want = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
+  VkDeviceSize largest = 0;
+
+  if (g_strcmp0 (g_getenv ("ATELIER_NO_MAPPED_DEVICE_MEMORY"), "1") == 0)
+    return FALSE;
+  for (guint i = 0; i < self->memory.memoryHeapCount; i++)
+    if (self->memory.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+      largest = MAX (largest, self->memory.memoryHeaps[i].size);
+  for (guint i = 0; i < self->memory.memoryTypeCount; i++)
+    if ((self->memory.memoryTypes[i].propertyFlags & want) == want
+        && self->memory.memoryHeaps[self->memory.memoryTypes[i].heapIndex].size >= largest)
+      return TRUE;
+  return FALSE;
+}
+
 void
 at_device_lock_queue (AtDevice *self)
 {

@@ -87,6 +87,11 @@ VkPipelineCache at_device_get_pipeline_cache (AtDevice *device);
 gint at_device_find_memory_type (AtDevice *device, guint32 type_bits,
                                  VkMemoryPropertyFlags required, VkMemoryPropertyFlags preferred);
 gboolean at_device_memory_type_is (AtDevice *device, guint type_index, VkMemoryPropertyFlags flags);
+/* Whether device-local memory may be mapped for direct uploads: only where the mappable
+ * device-local type sits on the largest device-local heap (unified memory, resizable BAR), not a
+ * 256 MiB BAR window; never with ATELIER_NO_MAPPED_DEVICE_MEMORY=1 (tests use it to exercise
+ * the staging path). */
+gboolean at_device_maps_device_memory (AtDevice *device);
 
 /* Submission on the one queue is serialised by the device (Vulkan requires external
  * synchronisation of a VkQueue). */
