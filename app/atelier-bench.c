@@ -125,6 +125,8 @@ atelier_cmd_bench (int argc, char **argv)
           status = 1;
           continue;
         }
+      if (at_profile_enabled ())
+        at_command_print_profile (at_graph_get_command (g), stderr);
       t /= c->repeat > 0 ? c->repeat : 1;
       figure = c->unit == AT_BENCH_GFLOPS ? c->work / t / 1e9
                : c->unit == AT_BENCH_GBPS ? c->work / t / 1e9
