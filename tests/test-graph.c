@@ -231,6 +231,79 @@ test_buffers (void)
   g_assert_nonnull (strstr (error->message, "a huge thing"));
 }
 
+/* A shader that is not built in is an error that names it, not a crash. */
+static void
+test_missing_shader (void)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (GError) error = NULL;
+  AtPipelineDesc desc = { "no-such-kernel", 3, { 64, 1, 1 }, 1, 0 };
+
+  if (dev == NULL)
+    return;
+  g_assert_false (at_pipeline_shader_exists ("no-such-kernel"));
+  g_assert_true (at_pipeline_shader_exists ("binary"));
+  g_assert_null (at_pipeline_get (dev, &desc, &error));
+  g_assert_error (error, AT_ERROR, AT_ERROR_SHADER);
+  g_assert_nonnull (strstr (error->message, "no-such-kernel"));
+}
+
+/* The pipeline cache is written to the user cache dir when a device is freed. */
+static void
+test_pipeline_cache (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_build_filename (g_get_user_cache_dir (), "atelier", NULL);
+  g_autoptr (GDir) d = NULL;
+  AtDevice *dev;
+  AtPipelineDesc desc = { "unary", 5, { 256, 1, 1, 0, 0 }, 2, 52 };
+  const char *name;
+  gboolean found = FALSE;
+
+  if (at_test_device () == NULL)
+    return;
+  dev = at_device_new (NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (at_pipeline_get (dev, &desc, &error));
+  at_device_free (dev);
+  d = g_dir_open (dir, 0, &error);
+  g_assert_no_error (error);
+  while ((name = g_dir_read_name (d)) != NULL)
+    found |= g_str_has_prefix (name, "pipelines-");
+  g_assert_true (found);
+}
+
+/* ATELIER_PROFILE=1 collects GPU time per op from timestamp queries (in a subprocess: the
+ * setting is read once per process). */
+static void
+test_profile (void)
+{
+  if (g_test_subprocess ())
+    {
+      AtDevice *dev = at_test_device ();
+      g_autoptr (AtGraph) g = NULL;
+      g_autoptr (GError) error = NULL;
+      AtTensor *x, *y;
+
+      if (dev == NULL || at_device_get_info (dev)->timestamp_period == 0)
+        return;
+      g = at_graph_new (dev);
+      x = at_graph_input (g, "x", AT_DTYPE_F32, 1, (gint64[]){ 4096 });
+      y = at_silu (g, at_scale (g, x, 2));
+      at_graph_output (g, y, "y");
+      g_assert_true (at_graph_compile (g, &error));
+      g_assert_true (at_graph_run (g, &error));
+      g_assert_cmpfloat (at_command_get_last_gpu_ms (at_graph_get_command (g)), >, 0);
+      at_command_print_profile (at_graph_get_command (g), stdout);
+      return;
+    }
+  g_setenv ("ATELIER_PROFILE", "1", TRUE);
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_unsetenv ("ATELIER_PROFILE");
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stdout ("*GPU time by op*silu*scale*total*");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -243,5 +316,8 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/gpu/device-selection", test_device_selection);
   g_test_add_func ("/engine/gpu/no-loader", test_no_loader);
   g_test_add_func ("/engine/gpu/buffers", test_buffers);
+  g_test_add_func ("/engine/gpu/missing-shader", test_missing_shader);
+  g_test_add_func ("/engine/gpu/pipeline-cache", test_pipeline_cache);
+  g_test_add_func ("/engine/gpu/profile", test_profile);
   return g_test_run ();
 }
