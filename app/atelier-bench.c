@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "atelier-commands.h"
+#include "atelier-bench-anchors.h"
 #include "atelier-bench-cases.h"
 
 #include <json-glib/json-glib.h>
@@ -44,6 +45,28 @@ time_graph (AtGraph *g, double budget_s, double *median, GError **error)
   return TRUE;
 }
 
+static gint64
+dim_of (const AtBenchCase *c, const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (c->dims) && c->dims[i].name; i++)
+    if (strcmp (c->dims[i].name, name) == 0)
+      return c->dims[i].value;
+  return -1;
+}
+
+/* The anchor a case is compared with, if any: OpenBLAS sgemm for the f32 GEMM at 2048^3, the
+ * CPU's streaming read for matrix-vector products. */
+static double
+anchor_for (const AtBenchCase *c, double sgemm_2048, double stream_read)
+{
+  if (strcmp (c->op, "matmul") == 0 && g_strcmp0 (c->wtype, "f32") == 0 && dim_of (c, "m") == 2048
+      && dim_of (c, "n") == 2048 && dim_of (c, "k") == 2048)
+    return sgemm_2048;
+  if (strcmp (c->op, "matvec") == 0)
+    return stream_read;
+  return 0;
+}
+
 static void
 add_common (JsonBuilder *b, const AtBenchCase *c)
 {
@@ -69,12 +92,15 @@ add_common (JsonBuilder *b, const AtBenchCase *c)
 int
 atelier_cmd_bench (int argc, char **argv)
 {
-  gboolean json = FALSE, quick = FALSE;
+  gboolean json = FALSE, quick = FALSE, no_anchors = FALSE;
+  double sgemm_2048 = 0, stream_read = 0;
+  g_autofree char *blas = NULL;
   char *filter = NULL;
   GOptionEntry entries[] = {
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON records", NULL },
     { "filter", 0, 0, G_OPTION_ARG_STRING, &filter, "Only cases whose name contains S", "S" },
     { "quick", 0, 0, G_OPTION_ARG_NONE, &quick, "Fewer repetitions", NULL },
+    { "no-anchors", 0, 0, G_OPTION_ARG_NONE, &no_anchors, "Skip the CPU reference figures", NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("ops - measure the engine");
@@ -107,13 +133,50 @@ atelier_cmd_bench (int argc, char **argv)
   if (!json)
     printf ("device: %s (%s)\n", at_device_get_name (dev),
             at_device_type_name (at_device_get_info (dev)->type));
+  if (!no_anchors)
+    {
+      guint threads = (guint) g_get_num_processors ();
+      stream_read = at_bench_anchor_stream_read (threads);
+      sgemm_2048 = at_bench_anchor_openblas_sgemm (2048, 2048, 2048, &blas);
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "anchor");
+      json_builder_add_string_value (b, "stream_read");
+      json_builder_set_member_name (b, "threads");
+      json_builder_add_int_value (b, threads);
+      json_builder_set_member_name (b, "gbps");
+      json_builder_add_double_value (b, ((gint64) (stream_read * 100 + 0.5)) / 100.0);
+      json_builder_end_object (b);
+      if (!json)
+        printf ("anchor: CPU streaming read, %u threads %10.2f GB/s\n", threads, stream_read);
+      if (sgemm_2048 > 0)
+        {
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "anchor");
+          json_builder_add_string_value (b, "openblas_sgemm");
+          json_builder_set_member_name (b, "library");
+          json_builder_add_string_value (b, blas);
+          json_builder_set_member_name (b, "m");
+          json_builder_add_int_value (b, 2048);
+          json_builder_set_member_name (b, "n");
+          json_builder_add_int_value (b, 2048);
+          json_builder_set_member_name (b, "k");
+          json_builder_add_int_value (b, 2048);
+          json_builder_set_member_name (b, "gflops");
+          json_builder_add_double_value (b, ((gint64) (sgemm_2048 * 100 + 0.5)) / 100.0);
+          json_builder_end_object (b);
+          if (!json)
+            printf ("anchor: OpenBLAS sgemm 2048^3 (%s) %10.2f GFLOP/s\n", blas, sgemm_2048);
+        }
+      else if (!json)
+        printf ("anchor: OpenBLAS not installed (apt-get install libopenblas0-pthread)\n");
+    }
 
   for (guint l = 0; at_bench_case_lists[l] != NULL; l++)
   for (const AtBenchCase *c = at_bench_case_lists[l]; c->name != NULL; c++)
     {
       g_autoptr (AtGraph) g = NULL;
       g_autoptr (GError) e = NULL;
-      double t = 0, figure;
+      double t = 0, figure, anchor;
 
       if (filter != NULL && strstr (c->name, filter) == NULL)
         continue;
@@ -139,11 +202,23 @@ atelier_cmd_bench (int argc, char **argv)
       json_builder_add_double_value (b, ((gint64) (figure * 100 + 0.5)) / 100.0);
       json_builder_set_member_name (b, "ms");
       json_builder_add_double_value (b, t * 1e3);
+      anchor = anchor_for (c, sgemm_2048, stream_read);
+      if (anchor > 0)
+        {
+          json_builder_set_member_name (b, "vs_anchor");
+          json_builder_add_double_value (b, ((gint64) (figure / anchor * 1000 + 0.5)) / 1000.0);
+        }
       json_builder_end_object (b);
       if (!json)
-        printf ("%-40s %10.2f %s   (%.3f ms)\n", c->name, figure,
-                c->unit == AT_BENCH_GFLOPS ? "GFLOP/s" : c->unit == AT_BENCH_GBPS ? "GB/s" : "us",
-                t * 1e3);
+        {
+          printf ("%-40s %10.2f %s   (%.3f ms)", c->name, figure,
+                  c->unit == AT_BENCH_GFLOPS ? "GFLOP/s" : c->unit == AT_BENCH_GBPS ? "GB/s" : "us",
+                  t * 1e3);
+          if (anchor > 0)
+            printf ("   %.2fx the %s", figure / anchor,
+                    strcmp (c->op, "matvec") == 0 ? "CPU's streaming read" : "OpenBLAS figure");
+          printf ("\n");
+        }
       fflush (stdout);
     }
   json_builder_end_array (b);
