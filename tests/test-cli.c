@@ -1,0 +1,180 @@
+/* test-cli.c: `atelier --version`, `atelier devices [--json]` and its errors, `atelier bench`
+ * argument handling, run as subprocesses of the real binary ($ATELIER_BIN). */
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+typedef struct
+{
+  int status;
+  char *out, *err;
+} Run;
+
+static void
+run_clear (Run *r)
+{
+  g_free (r->out);
+  g_free (r->err);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
+
+static void
+run (Run *r, const char *const *env_extra, ...)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_auto (GStrv) env = g_get_environ ();
+  const char *arg;
+  va_list ap;
+  int wait_status = 0;
+
+  g_ptr_array_add (argv, (gpointer) g_getenv ("ATELIER_BIN"));
+  va_start (ap, env_extra);
+  while ((arg = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (argv, (gpointer) arg);
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+  for (guint i = 0; env_extra != NULL && env_extra[i] != NULL; i += 2)
+    env = g_environ_setenv (env, env_extra[i], env_extra[i + 1], TRUE);
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, &r->out,
+                               &r->err, &wait_status, &error));
+  g_assert_no_error (error);
+  r->status = WIFEXITED (wait_status) ? WEXITSTATUS (wait_status) : 128 + WTERMSIG (wait_status);
+}
+
+static void
+test_version (void)
+{
+  g_auto (Run) r = { 0 };
+
+  run (&r, NULL, "--version", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_true (g_str_has_prefix (r.out, "atelier "));
+}
+
+static void
+test_devices_json (void)
+{
+  g_auto (Run) r = { 0 };
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  JsonArray *arr;
+  JsonObject *dev;
+  guint n_default = 0;
+
+  run (&r, NULL, "devices", "--json", NULL);
+  if (r.status != 0 && g_strcmp0 (g_getenv ("ATELIER_REQUIRE_VULKAN"), "1") != 0)
+    {
+      g_test_skip_printf ("no Vulkan device: %s", r.err);
+      return;
+    }
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_true (json_parser_load_from_data (parser, r.out, -1, &error));
+  g_assert_no_error (error);
+  arr = json_node_get_array (json_parser_get_root (parser));
+  g_assert_cmpuint (json_array_get_length (arr), >=, 1);
+  for (guint i = 0; i < json_array_get_length (arr); i++)
+    {
+      dev = json_array_get_object_element (arr, i);
+      g_assert_true (json_object_has_member (dev, "name"));
+      g_assert_true (json_object_has_member (dev, "type"));
+      g_assert_true (json_object_has_member (dev, "heaps"));
+      g_assert_true (json_object_has_member (dev, "fp16_arithmetic"));
+      g_assert_true (json_object_has_member (dev, "storage_16bit"));
+      g_assert_true (json_object_has_member (dev, "subgroup_size"));
+      g_assert_true (json_object_has_member (dev, "subgroup_operations"));
+      g_assert_true (json_object_has_member (dev, "integer_dot_product"));
+      g_assert_true (json_object_has_member (dev, "cooperative_matrix"));
+      n_default += json_object_get_boolean_member (dev, "default");
+    }
+  g_assert_cmpuint (n_default, ==, 1);
+}
+
+static void
+test_devices_text (void)
+{
+  g_auto (Run) r = { 0 };
+
+  run (&r, NULL, "devices", NULL);
+  if (r.status != 0 && g_strcmp0 (g_getenv ("ATELIER_REQUIRE_VULKAN"), "1") != 0)
+    {
+      g_test_skip ("no Vulkan device");
+      return;
+    }
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "subgroup"));
+  g_assert_nonnull (strstr (r.out, "memory heap 0"));
+}
+
+/* No Vulkan loader at all: a one-line reason that says how to install lavapipe. */
+static void
+test_devices_no_vulkan (void)
+{
+  const char *env[] = { "ATELIER_VULKAN_LOADER", "/nonexistent/libvulkan.so.1", NULL };
+  g_auto (Run) r = { 0 };
+
+  run (&r, env, "devices", NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "mesa-vulkan-drivers"));
+  g_assert_cmpuint (strlen (r.err), <, 300);
+}
+
+static void
+test_bad_device_name (void)
+{
+  const char *env[] = { "ATELIER_DEVICE", "no-such-gpu", NULL };
+  g_auto (Run) r = { 0 };
+
+  run (&r, env, "bench", "ops", "--no-anchors", "--filter", "nothing-matches", NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "ATELIER_DEVICE=no-such-gpu names no Vulkan device"));
+}
+
+static void
+test_bench_usage (void)
+{
+  g_auto (Run) r = { 0 };
+
+  run (&r, NULL, "bench", NULL);
+  g_assert_cmpint (r.status, ==, 2);
+  g_assert_nonnull (strstr (r.err, "atelier bench ops"));
+}
+
+/* One cheap case end to end, with JSON records that name the device. */
+static void
+test_bench_json (void)
+{
+  g_auto (Run) r = { 0 };
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  JsonArray *arr;
+
+  run (&r, NULL, "bench", "ops", "--json", "--quick", "--no-anchors", "--filter", "dispatch", NULL);
+  if (r.status != 0 && g_strcmp0 (g_getenv ("ATELIER_REQUIRE_VULKAN"), "1") != 0)
+    {
+      g_test_skip ("no Vulkan device");
+      return;
+    }
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_true (json_parser_load_from_data (parser, r.out, -1, &error));
+  arr = json_node_get_array (json_parser_get_root (parser));
+  g_assert_cmpuint (json_array_get_length (arr), ==, 2);
+  g_assert_true (json_object_has_member (json_array_get_object_element (arr, 0), "device"));
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (arr, 1), "op"), ==,
+                   "dispatch");
+  g_assert_cmpfloat (json_object_get_double_member (json_array_get_object_element (arr, 1), "us"), >, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/app/cli/version", test_version);
+  g_test_add_func ("/app/cli/devices-json", test_devices_json);
+  g_test_add_func ("/app/cli/devices-text", test_devices_text);
+  g_test_add_func ("/app/cli/devices-no-vulkan", test_devices_no_vulkan);
+  g_test_add_func ("/app/cli/bad-device-name", test_bad_device_name);
+  g_test_add_func ("/app/cli/bench-usage", test_bench_usage);
+  g_test_add_func ("/app/cli/bench-json", test_bench_json);
+  return g_test_run ();
+}
