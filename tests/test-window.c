@@ -1,0 +1,88 @@
+/* test-window.c: the real application class under Xvfb: one window with the three modes, the
+ * device lookup finishing off the main thread, and the main loop staying responsive while it
+ * runs. */
+#include <adwaita.h>
+
+#include "atelier-application.h"
+#include "atelier-window.h"
+
+static gboolean
+find_label_with_text (GtkWidget *w, const char *prefix)
+{
+  if (GTK_IS_LABEL (w) && g_str_has_prefix (gtk_label_get_text (GTK_LABEL (w)), prefix))
+    return TRUE;
+  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
+    if (find_label_with_text (c, prefix))
+      return TRUE;
+  return FALSE;
+}
+
+static AdwViewStack *
+find_stack (GtkWidget *w)
+{
+  if (ADW_IS_VIEW_STACK (w))
+    return ADW_VIEW_STACK (w);
+  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      AdwViewStack *s = find_stack (c);
+      if (s != NULL)
+        return s;
+    }
+  return NULL;
+}
+
+static gboolean
+device_shown (GtkWidget *window)
+{
+  return !find_label_with_text (window, "Looking");
+}
+
+static void
+activate_cb (GApplication *app, gpointer data)
+{
+  GtkWindow *window;
+  AdwViewStack *stack;
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+
+  window = gtk_application_get_active_window (GTK_APPLICATION (app));
+  g_assert_nonnull (window);
+  g_assert_true (ATELIER_IS_WINDOW (window));
+  stack = find_stack (GTK_WIDGET (window));
+  g_assert_nonnull (stack);
+  g_assert_nonnull (adw_view_stack_get_child_by_name (stack, "image"));
+  g_assert_nonnull (adw_view_stack_get_child_by_name (stack, "write"));
+  g_assert_nonnull (adw_view_stack_get_child_by_name (stack, "music"));
+  adw_view_stack_set_visible_child_name (stack, "write");
+  g_assert_cmpstr (adw_view_stack_get_visible_child_name (stack), ==, "write");
+
+  /* The device is looked up on a worker thread; the loop keeps turning meanwhile. */
+  while (!device_shown (GTK_WIDGET (window)) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (device_shown (GTK_WIDGET (window)));
+  g_application_quit (app);
+}
+
+static void
+test_window_opens (void)
+{
+  g_autoptr (AtelierApplication) app = NULL;
+  char *argv[] = { (char *) "atelier", NULL };
+
+  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
+    {
+      g_test_skip ("no display (the suite runs under xvfb-run in tools/test.sh)");
+      return;
+    }
+  app = atelier_application_new ();
+  g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
+  g_signal_connect_after (app, "activate", G_CALLBACK (activate_cb), NULL);
+  g_assert_cmpint (g_application_run (G_APPLICATION (app), 1, argv), ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/ui/window/opens", test_window_opens);
+  return g_test_run ();
+}
