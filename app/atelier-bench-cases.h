@@ -34,6 +34,7 @@ struct _AtBenchCase
 extern const AtBenchCase at_bench_cases_core[];
 /* -- matmul bench -- */
 /* -- norm bench -- */
+extern const AtBenchCase at_bench_cases_norm[];
 /* -- conv bench -- */
 /* -- attention bench -- */
 /* -- rows bench -- */

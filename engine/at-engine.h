@@ -12,6 +12,7 @@
 #include "tensor/at-ops-elementwise.h"
 /* -- matmul headers -- */
 /* -- norm headers -- */
+#include "tensor/at-ops-norm.h"
 /* -- conv headers -- */
 /* -- attention headers -- */
 /* -- rows headers -- */

@@ -1,0 +1,95 @@
+// rope.comp: rotary position embedding of x [B, L, H, D] (D contiguous, other dims strided):
+// pair i < n_rot/2 at position pos turns by theta = pos * freq_scale * base^(-2i/n_rot) / ff[i];
+// pairs are (2i, 2i+1) (normal) or (i, i + n_rot/2) (NEOX); dims >= n_rot are copied.
+// Reference: ref_rope in engine/tensor/at-ops-norm.c. One invocation per (batch, position) and
+// pair or copied dim, looping over the heads.
+#version 450
+#include "common.glsl"
+
+layout(constant_id = 3) const uint NEOX = 0;
+layout(constant_id = 4) const uint HAS_FF = 0;
+
+#ifdef VEC4
+#define T vec4
+#else
+#define T float
+#endif
+
+layout(binding = 0) readonly buffer X { T x[]; };
+layout(binding = 1) readonly buffer P { int pos[]; };
+layout(binding = 2) readonly buffer F { float ff[]; };
+layout(binding = 3) writeonly buffer D { T d[]; };
+
+layout(push_constant) uniform Push {
+  uvec4 ne;      // x as [B, L, H, D]
+  uvec4 sx;      // x strides in elements (sx.w is 1)
+  uint ox, op, of, od;
+  uint n_rot;
+  uint per_row;  // n_rot / 2 pairs + (D - n_rot) copies (VEC4: items of 4 elements)
+  uint n;        // B * L * per_row
+  float base, freq_scale;
+} p;
+
+float theta_of(uint l, uint i) {
+  float theta = float(pos[p.op + l]) * p.freq_scale * pow(p.base, -2.0 * float(i) / float(p.n_rot));
+  if (HAS_FF != 0u)
+    theta /= ff[p.of + i];
+  return theta;
+}
+
+void main() {
+  uint t = linear_invocation();
+  if (t >= p.n)
+    return;
+  uint bl = t / p.per_row, j = t % p.per_row;
+  uint l = bl % p.ne.y, bi = bl / p.ne.y;
+  uint src = p.ox + bi * p.sx.x + l * p.sx.y;
+  uint dst = p.od + bl * p.ne.z * p.ne.w;
+#ifdef VEC4
+  // Items of 4 elements: NORMAL, 2 pairs (4j .. 4j+3); NEOX, 4 pairs (4j .. 4j+3 with
+  // n_rot/2 + 4j ..); then copies. Offsets and strides are in vec4 units.
+  uint rot_items = NEOX != 0u ? p.n_rot / 8u : p.n_rot / 4u;
+  if (j >= rot_items) {
+    uint k = p.n_rot / 4u + (j - rot_items);
+    for (uint h = 0u; h < p.ne.z; h++)
+      d[dst + h * p.ne.w + k] = x[src + h * p.sx.z + k];
+    return;
+  }
+  if (NEOX != 0u) {
+    uint i0 = 4u * j, hb = p.n_rot / 8u;
+    vec4 th = vec4(theta_of(l, i0), theta_of(l, i0 + 1u), theta_of(l, i0 + 2u), theta_of(l, i0 + 3u));
+    vec4 c = cos(th), s = sin(th);
+    for (uint h = 0u; h < p.ne.z; h++) {
+      vec4 a = x[src + h * p.sx.z + j], b = x[src + h * p.sx.z + hb + j];
+      d[dst + h * p.ne.w + j] = a * c - b * s;
+      d[dst + h * p.ne.w + hb + j] = a * s + b * c;
+    }
+  } else {
+    vec2 th = vec2(theta_of(l, 2u * j), theta_of(l, 2u * j + 1u));
+    vec4 c = cos(th).xxyy, s = sin(th).xxyy;
+    for (uint h = 0u; h < p.ne.z; h++) {
+      vec4 a = x[src + h * p.sx.z + j];
+      // (a0, a1) -> (a0 c - a1 s, a0 s + a1 c), twice.
+      d[dst + h * p.ne.w + j] = a * c + vec4(-a.y, a.x, -a.w, a.z) * s;
+    }
+  }
+#else
+  uint half_rot = p.n_rot / 2u;
+  if (j >= half_rot) {
+    uint k = p.n_rot + (j - half_rot);
+    for (uint h = 0u; h < p.ne.z; h++)
+      d[dst + h * p.ne.w + k] = x[src + h * p.sx.z + k];
+    return;
+  }
+  uint ia = NEOX != 0u ? j : 2u * j;
+  uint ib = NEOX != 0u ? j + half_rot : 2u * j + 1u;
+  float theta = theta_of(l, j);
+  float c = cos(theta), s = sin(theta);
+  // theta depends on (position, pair) only: one invocation turns that pair in every head.
+  for (uint h = 0u; h < p.ne.z; h++) {
+    float a = x[src + h * p.sx.z + ia], b = x[src + h * p.sx.z + ib];
+    d[dst + h * p.ne.w + ia] = a * c - b * s;
+    d[dst + h * p.ne.w + ib] = a * s + b * c;
+  }
+#endif
+}
