@@ -90,6 +90,7 @@ const AtBenchCase *const at_bench_case_lists[] = {
   /* -- norm bench -- */
   at_bench_cases_norm,
   /* -- conv bench -- */
+  at_bench_cases_conv,
   /* -- attention bench -- */
   /* -- rows bench -- */
   NULL,

@@ -36,6 +36,7 @@ extern const AtBenchCase at_bench_cases_core[];
 /* -- norm bench -- */
 extern const AtBenchCase at_bench_cases_norm[];
 /* -- conv bench -- */
+extern const AtBenchCase at_bench_cases_conv[];
 /* -- attention bench -- */
 /* -- rows bench -- */
 extern const AtBenchCase *const at_bench_case_lists[];

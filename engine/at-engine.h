@@ -14,6 +14,7 @@
 /* -- norm headers -- */
 #include "tensor/at-ops-norm.h"
 /* -- conv headers -- */
+#include "tensor/at-ops-conv.h"
 /* -- attention headers -- */
 /* -- rows headers -- */
 #include "tensor/at-ops-rows.h"
