@@ -92,6 +92,7 @@ const AtBenchCase *const at_bench_case_lists[] = {
   /* -- conv bench -- */
   at_bench_cases_conv,
   /* -- attention bench -- */
+  at_bench_cases_attention,
   /* -- rows bench -- */
   NULL,
 };

@@ -38,6 +38,7 @@ extern const AtBenchCase at_bench_cases_norm[];
 /* -- conv bench -- */
 extern const AtBenchCase at_bench_cases_conv[];
 /* -- attention bench -- */
+extern const AtBenchCase at_bench_cases_attention[];
 /* -- rows bench -- */
 extern const AtBenchCase *const at_bench_case_lists[];
 

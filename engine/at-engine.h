@@ -16,5 +16,6 @@
 /* -- conv headers -- */
 #include "tensor/at-ops-conv.h"
 /* -- attention headers -- */
+#include "tensor/at-ops-attention.h"
 /* -- rows headers -- */
 #include "tensor/at-ops-rows.h"
