@@ -87,6 +87,7 @@ const AtBenchCase at_bench_cases_core[] = {
 const AtBenchCase *const at_bench_case_lists[] = {
   at_bench_cases_core,
   /* -- matmul bench -- */
+  at_bench_cases_matmul,
   /* -- norm bench -- */
   at_bench_cases_norm,
   /* -- conv bench -- */

@@ -33,6 +33,7 @@ struct _AtBenchCase
 /* Each list is terminated by a case with NULL name; at_bench_case_lists by NULL. */
 extern const AtBenchCase at_bench_cases_core[];
 /* -- matmul bench -- */
+extern const AtBenchCase at_bench_cases_matmul[];
 /* -- norm bench -- */
 extern const AtBenchCase at_bench_cases_norm[];
 /* -- conv bench -- */

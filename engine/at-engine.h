@@ -11,6 +11,7 @@
 #include "tensor/at-graph.h"
 #include "tensor/at-ops-elementwise.h"
 /* -- matmul headers -- */
+#include "tensor/at-ops-matmul.h"
 /* -- norm headers -- */
 #include "tensor/at-ops-norm.h"
 /* -- conv headers -- */

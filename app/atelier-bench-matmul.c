@@ -1,0 +1,44 @@
+/* atelier-bench-matmul.c: GEMM (GFLOP/s = 2 M N K / t) and matrix-vector (GB/s of weight bytes
+ * read) speed of at_matmul. */
+#include "atelier-bench-cases.h"
+
+/* d [m, n] = a [m, k] @ b [n, k]^T; dims are m, n, k (GEMM) or rows, cols (matrix-vector). */
+static gboolean
+build_matmul (AtGraph *g, const AtBenchCase *c, GError **error)
+{
+  gboolean mv = g_str_equal (c->op, "matvec");
+  gint64 m = mv ? 1 : c->dims[0].value;
+  gint64 n = c->dims[mv ? 0 : 1].value, k = c->dims[mv ? 1 : 2].value;
+  const gint64 sa[] = { m, k }, sb[] = { n, k };
+  AtTensor *a = at_bench_input (g, "a", at_dtype_from_name (c->dtype), 2, sa, error);
+  AtTensor *b = at_bench_weight (g, "b", at_dtype_from_name (c->wtype), 2, sb, error);
+
+  if (b == NULL)
+    return FALSE;
+  at_graph_output (g, at_matmul (g, a, b), "d");
+  return at_graph_check (g, error);
+}
+
+#define GEMM(wt, M, N, K)                                                                          \
+  { "matmul " wt " " #M "x" #N "x" #K, "matmul", "f32", wt,                                      \
+    { { "m", M }, { "n", N }, { "k", K } }, AT_BENCH_GFLOPS, 2.0 * M * N * K, 1, build_matmul }
+/* Weight bytes of a rows x cols matrix: cols / block * block bytes per row. */
+#define MATVEC(wt, R, C, block, bytes)                                                             \
+  { "matvec " wt " " #R "x" #C, "matvec", "f32", wt, { { "rows", R }, { "cols", C } },            \
+    AT_BENCH_GBPS, (double) R * (C / block) * bytes, 1, build_matmul }
+
+const AtBenchCase at_bench_cases_matmul[] = {
+  GEMM ("f32", 1024, 1024, 1024),
+  GEMM ("f32", 2048, 2048, 2048),
+  GEMM ("f32", 4096, 320, 320),
+  GEMM ("f32", 77, 3072, 768),
+  GEMM ("f16", 1024, 1024, 1024),
+  GEMM ("f16", 2048, 2048, 2048),
+  GEMM ("f16", 4096, 320, 320),
+  GEMM ("f16", 77, 3072, 768),
+  MATVEC ("f16", 4096, 4096, 1, 2),
+  MATVEC ("q8_0", 4096, 4096, 32, 34),
+  MATVEC ("q4_0", 4096, 4096, 32, 18),
+  MATVEC ("q4_K", 4096, 4096, 256, 144),
+  { NULL },
+};

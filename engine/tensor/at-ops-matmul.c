@@ -1,0 +1,348 @@
+/* at-ops-matmul.c: d = a @ b^T with b in the nn.Linear layout, f32/f16/bf16 or GGUF-quantised.
+ * Shaders: shaders/matvec.comp, shaders/matmul_cpu.comp, shaders/matmul_gpu.comp (shared code
+ * in matmul-common.glsl and dequant.glsl).
+ *
+ * Traps:
+ * - Quantised rows are only 2-byte aligned (q8_0 blocks are 34 bytes): b is bound as bytes and
+ *   the shaders read 32-bit fields at even addresses (wu32 in dequant.glsl).
+ * - A weight larger than maxStorageBufferRange (128 MiB on lavapipe) is split into chunks of
+ *   rows, one dispatch each; only an unbatched b can be split.
+ * - The CPU GEMM needs a workgroup of exactly one subgroup: its workgroup size is the device's
+ *   subgroup size (true on lavapipe; forced onto a GPU it still passed the tests on an H100).
+ *   The matrix-vector kernel folds across subgroups on GPUs (MULTI_SG).
+ * - lavapipe runs both sides of a branch it cannot prove uniform, and each per-lane storage
+ *   load is a scalar loop over lanes: alignment fast paths are spec constants (A_VEC, B_VEC)
+ *   chosen here, the K % 4 tail sits outside the main loops, and the matrix-vector kernel reads
+ *   quantised weights 32 elements at a time (load_b32).
+ * - The reference accumulates in double; the GPU in float, in another order: compare by NMSE.
+ */
+#include "at-ops-matmul.h"
+
+#include <string.h>
+
+#include "at-error.h"
+
+/* Matrix-vector: rows of b and of a per workgroup. */
+#define MV_ROWS 4
+#define MV_M 4
+/* CPU GEMM: rows of a per workgroup, columns per lane. */
+#define CPU_TM 32
+#define CPU_TN 8
+/* GPU GEMM: tile of d per workgroup of 256. */
+#define GPU_TILE 64
+#define GPU_WG 256
+
+typedef enum
+{
+  PATH_MATVEC,
+  PATH_GEMM_CPU,
+  PATH_GEMM_GPU,
+} MatmulPath;
+
+/* Mirror of the push-constant block in shaders/matmul-common.glsl. */
+typedef struct
+{
+  guint32 M, N, K;
+  guint32 n0, nrows;
+  guint32 oa, sam;
+  guint32 sa0, sa1;
+  guint32 ob;
+  guint32 sbn;
+  guint32 sb0, sb1;
+  guint32 od;
+  guint32 D1;
+  guint32 r0, r1;
+} MatmulPush;
+G_STATIC_ASSERT (sizeof (MatmulPush) == 68);
+
+static const AtDtype weight_dtypes[] = {
+  AT_DTYPE_F32, AT_DTYPE_F16, AT_DTYPE_BF16, AT_DTYPE_Q8_0, AT_DTYPE_Q4_0, AT_DTYPE_Q4_1,
+  AT_DTYPE_Q5_0, AT_DTYPE_Q5_1, AT_DTYPE_Q4_K, AT_DTYPE_Q5_K, AT_DTYPE_Q6_K,
+};
+
+/* ---- reference ---- */
+
+/* Plain triple loop over contiguous f32 sources, accumulating in double. */
+static void
+ref_matmul (const AtTensor *dst, const float *const *src, float *out)
+{
+  gint64 as[4], bs[4], ds[4], st[4];
+  gint64 M, N, K;
+
+  at_tensor_shape4 (dst->src[0], as, st);
+  at_tensor_shape4 (dst->src[1], bs, st);
+  at_tensor_shape4 (dst, ds, st);
+  M = as[2];
+  K = as[3];
+  N = bs[2];
+  for (gint64 i0 = 0; i0 < ds[0]; i0++)
+    for (gint64 i1 = 0; i1 < ds[1]; i1++)
+      {
+        /* a broadcasts where its dimension is 1; b batch i / (D / Bb) (GQA, or 0 if 1). */
+        gint64 a0 = as[0] == 1 ? 0 : i0, a1 = as[1] == 1 ? 0 : i1;
+        gint64 b0 = i0 / (ds[0] / bs[0]), b1 = i1 / (ds[1] / bs[1]);
+        const float *A = src[0] + (a0 * as[1] + a1) * M * K;           /* [M, K] */
+        const float *B = src[1] + (b0 * bs[1] + b1) * N * K;           /* [N, K] */
+        float *D = out + (i0 * ds[1] + i1) * M * N;                    /* [M, N] */
+        for (gint64 m = 0; m < M; m++)
+          for (gint64 n = 0; n < N; n++)
+            {
+              double s = 0;
+              for (gint64 k = 0; k < K; k++)
+                s += (double) A[m * K + k] * B[n * K + k];
+              D[m * N + n] = (float) s;
+            }
+      }
+}
+
+/* ---- encode ---- */
+
+static MatmulPath
+choose_path (AtEncoder *enc, guint32 M, gboolean *multi)
+{
+  const char *force = g_getenv ("ATELIER_MATMUL_PATH");
+
+  *multi = FALSE;
+  if (force != NULL && *force != '\0')
+    {
+      if (strcmp (force, "matvec") == 0)
+        return PATH_MATVEC;
+      if (strcmp (force, "matvec-multi") == 0)
+        {
+          *multi = TRUE;
+          return PATH_MATVEC;
+        }
+      if (strcmp (force, "gemm-cpu") == 0)
+        return PATH_GEMM_CPU;
+      if (strcmp (force, "gemm-gpu") == 0)
+        return PATH_GEMM_GPU;
+      g_warning ("ATELIER_MATMUL_PATH=%s is none of matvec, matvec-multi, gemm-cpu, gemm-gpu; ignored",
+                 force);
+    }
+  if (M <= MV_M)
+    return PATH_MATVEC;
+  return at_encoder_get_info (enc)->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? PATH_GEMM_CPU
+                                                                        : PATH_GEMM_GPU;
+}
+
+/* Bytes one binding may span: the device's limit, or less with ATELIER_MAX_BINDING_BYTES. */
+static guint64
+max_binding_bytes (AtEncoder *enc)
+{
+  guint64 limit = at_encoder_get_info (enc)->max_storage_buffer_range;
+  const char *env = g_getenv ("ATELIER_MAX_BINDING_BYTES");
+
+  if (env != NULL && *env != '\0')
+    limit = MIN (limit, g_ascii_strtoull (env, NULL, 10));
+  return limit;
+}
+
+/* Sizes and strides of d = a @ b^T for the shaders; `rb` gets the bytes of one row of b. */
+static void
+fill_push (const AtTensor *dst, MatmulPush *push, gsize *rb)
+{
+  const AtTensor *a = dst->src[0], *b = dst->src[1];
+  const AtDtypeInfo *binfo = at_dtype_info (b->dtype);
+  gint64 as[4], ast[4], bs[4], bst[4], ds[4], dst4[4];
+
+  at_tensor_shape4 (a, as, ast);     /* [A0, A1, M, K] */
+  at_tensor_shape4 (b, bs, bst);     /* [B0, B1, N, K] */
+  at_tensor_shape4 (dst, ds, dst4);  /* [D0, D1, M, N] */
+  push->M = (guint32) as[2];
+  push->K = (guint32) as[3];
+  push->N = (guint32) bs[2];
+  push->sam = (guint32) ast[2];
+  push->sa0 = as[0] == 1 ? 0 : (guint32) ast[0];
+  push->sa1 = as[1] == 1 ? 0 : (guint32) ast[1];
+  *rb = at_dtype_row_bytes (b->dtype, bs[3]);
+  /* Quantised tensors are contiguous whole rows; plain ones may have a row stride. Strides
+   * in elements become bytes (whole blocks for quantised b). */
+  push->sbn = binfo->quantized ? (guint32) *rb : (guint32) (bst[2] * binfo->type_size);
+  push->sb0 = bs[0] == 1 ? 0 : (guint32) (bst[0] / binfo->block_size * binfo->type_size);
+  push->sb1 = bs[1] == 1 ? 0 : (guint32) (bst[1] / binfo->block_size * binfo->type_size);
+  push->D1 = (guint32) ds[1];
+  push->r0 = (guint32) (ds[0] / bs[0]);
+  push->r1 = (guint32) (ds[1] / bs[1]);
+}
+
+/* The kernel and its constants; `n_per`, `m_per`: rows of b and of a per workgroup. */
+static void
+pick_kernel (AtEncoder *enc, const AtTensor *dst, AtPipelineDesc *desc, const char **label,
+             guint64 *n_per, guint64 *m_per)
+{
+  const AtDeviceInfo *info = at_encoder_get_info (enc);
+  const AtTensor *a = dst->src[0];
+  guint32 M = a->ndim >= 2 ? (guint32) a->shape[a->ndim - 2] : 1;
+  gboolean multi;
+
+  *desc = (AtPipelineDesc) { NULL, 10, { 0 }, 3, sizeof (MatmulPush) };
+  desc->spec[1] = desc->spec[2] = 1;
+  desc->spec[3] = dst->src[1]->dtype;
+  desc->spec[4] = a->dtype == AT_DTYPE_F16 ? 1 : 0;
+  switch (choose_path (enc, M, &multi))
+    {
+    case PATH_MATVEC:
+      *label = desc->shader = "matvec";
+      desc->spec[0] = info->subgroup_size;
+      /* GPUs may run a workgroup of the reported subgroup size as several subgroups (Intel
+       * picks SIMD8/16/32 per shader): fold across subgroups there. "matvec-multi" tests that
+       * code on any device with a workgroup of four subgroups. */
+      desc->spec[9] = info->type != VK_PHYSICAL_DEVICE_TYPE_CPU || multi;
+      if (multi)
+        desc->spec[0] = MIN (4 * info->subgroup_size, 1024);
+      desc->spec[5] = MV_ROWS;
+      /* Rows of a per workgroup: one for a vector, else MV_M (rows past M are read again and
+       * dropped); two variants keep the number of pipelines down. */
+      desc->spec[6] = M == 1 ? 1 : MV_M;
+      *n_per = MV_ROWS;
+      *m_per = desc->spec[6];
+      break;
+    case PATH_GEMM_CPU:
+      desc->shader = "matmul_cpu";
+      *label = "matmul";
+      desc->spec[0] = info->subgroup_size;
+      desc->spec[5] = CPU_TM;
+      desc->spec[6] = CPU_TN;
+      *n_per = (guint64) info->subgroup_size * CPU_TN;
+      *m_per = CPU_TM;
+      break;
+    default:
+      desc->shader = "matmul_gpu";
+      *label = "matmul";
+      desc->spec[0] = GPU_WG;
+      *n_per = *m_per = GPU_TILE;
+      break;
+    }
+}
+
+/* Rows of b per dispatch: all of them, or as many as fit one binding (unbatched b only);
+ * 0 (and an error) when not even one row fits. */
+static guint64
+chunk_rows (AtEncoder *enc, const AtTensor *b, gsize rb, gsize sbn, guint64 n_per, GError **error)
+{
+  guint64 limit = max_binding_bytes (enc), N = (guint64) b->shape[b->ndim - 2];
+  gboolean batched = (guint64) (at_tensor_numel (b) / b->shape[b->ndim - 1]) > N;
+  /* Slack for the binding's alignment and rounding (at_encoder_bind_range). */
+  guint64 slack = at_encoder_get_info (enc)->min_storage_buffer_offset_alignment + 4;
+  guint64 rows;
+
+  if (batched || (N - 1) * sbn + rb + slack <= limit)
+    rows = N;
+  else if (limit < rb + slack)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                   "matmul: one row of %s (%" G_GSIZE_FORMAT " bytes) exceeds the binding limit",
+                   b->name, rb);
+      return 0;
+    }
+  else
+    rows = (limit - rb - slack) / sbn + 1;
+  /* The grid's x dimension holds at most 65535 workgroups. */
+  return MIN (rows, 65535 * n_per);
+}
+
+static gboolean
+encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
+{
+  const AtTensor *a = dst->src[0], *b = dst->src[1];
+  /* d is [..., M, N] with at least 2 dimensions (b has them). */
+  guint64 n_batch = (guint64) (at_tensor_numel (dst) / dst->shape[dst->ndim - 1] / dst->shape[dst->ndim - 2]);
+  guint64 per_chunk, n_per, m_per;
+  MatmulPush push = { 0 };
+  AtPipelineDesc desc;
+  AtBinding bind[3];
+  const char *label;
+  gsize rb;
+
+  fill_push (dst, &push, &rb);
+  pick_kernel (enc, dst, &desc, &label, &n_per, &m_per);
+  if (n_batch > at_encoder_get_info (enc)->max_workgroup_count[2])
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                   "matmul: %" G_GUINT64_FORMAT " batches exceed the device's grid", n_batch);
+      return FALSE;
+    }
+  if ((per_chunk = chunk_rows (enc, b, rb, push.sbn, n_per, error)) == 0)
+    return FALSE;
+  bind[0] = at_encoder_bind (enc, a, FALSE, &push.oa, a->dtype == AT_DTYPE_F16 ? 2 : 4);
+  bind[2] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
+  /* Vector loads where every row of a starts aligned: 4 f32 elements, or 2 halves. */
+  desc.spec[7] = (push.oa | push.sam | push.sa0 | push.sa1) % (a->dtype == AT_DTYPE_F16 ? 2 : 4) == 0;
+  for (guint64 n0 = 0; n0 < push.N; n0 += per_chunk)
+    {
+      guint64 rows = MIN (per_chunk, push.N - n0);
+
+      push.n0 = (guint32) n0;
+      push.nrows = (guint32) rows;
+      if (rows == push.N)
+        bind[1] = at_encoder_bind (enc, b, FALSE, &push.ob, 1);
+      else
+        bind[1] = at_encoder_bind_range (enc, b, n0 * push.sbn, (rows - 1) * push.sbn + rb, FALSE,
+                                         &push.ob, 1);
+      /* Vector loads of plain b where every row starts 16 (f32) or 8 (f16, bf16) bytes aligned. */
+      desc.spec[8] = !at_dtype_info (b->dtype)->quantized
+                     && (push.ob | push.sbn | push.sb0 | push.sb1) % (b->dtype == AT_DTYPE_F32 ? 16 : 8) == 0;
+      if (!at_encoder_dispatch (enc, &desc, label, &push, bind, (guint32) ((rows + n_per - 1) / n_per),
+                                (guint32) ((push.M + m_per - 1) / m_per), (guint32) n_batch, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static const AtOp matmul_op = { "matmul", encode_matmul, ref_matmul };
+
+/* ---- constructor ---- */
+
+static gboolean
+is_weight_dtype (AtDtype t)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (weight_dtypes); i++)
+    if (weight_dtypes[i] == t)
+      return TRUE;
+  return FALSE;
+}
+
+AtTensor *
+at_matmul (AtGraph *g, AtTensor *a, AtTensor *b)
+{
+  AtTensor *srcs[2] = { a, b };
+  gint64 as[4], ast[4], bs[4], bst[4], shape[4];
+  g_autofree char *da = NULL, *db = NULL;
+  const AtDtypeInfo *binfo;
+  int ndim;
+
+  if (a == NULL || b == NULL)
+    return at_graph_new_node (g, &matmul_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 2, NULL, 0);
+  da = at_tensor_describe (a);
+  db = at_tensor_describe (b);
+  if (a->dtype != AT_DTYPE_F32 && a->dtype != AT_DTYPE_F16)
+    return at_graph_fail (g, "matmul", "a must be f32 or f16 activations: %s", da);
+  if (!is_weight_dtype (b->dtype))
+    return at_graph_fail (g, "matmul", "b has an unsupported weight type: %s", db);
+  if (b->ndim < 2)
+    return at_graph_fail (g, "matmul", "b must be [..., N, K]: %s", db);
+  at_tensor_shape4 (a, as, ast);
+  at_tensor_shape4 (b, bs, bst);
+  binfo = at_dtype_info (b->dtype);
+  if (as[3] != bs[3])
+    return at_graph_fail (g, "matmul", "K differs: a %s, b %s (a is [..., M, K], b [..., N, K])", da, db);
+  if (bs[3] % binfo->block_size != 0)
+    return at_graph_fail (g, "matmul", "K = %" G_GINT64_FORMAT " is not a multiple of %s's block of %u: %s",
+                          bs[3], binfo->name, binfo->block_size, db);
+  if ((as[3] > 1 && ast[3] != 1) || (bs[3] > 1 && bst[3] != 1))
+    return at_graph_fail (g, "matmul", "K must be contiguous in a and b (use at_cont): %s, %s", da, db);
+  for (int i = 0; i < 2; i++)
+    {
+      if (as[i] == bs[i] || bs[i] == 1 || as[i] == 1 || as[i] % bs[i] == 0)
+        shape[i] = MAX (as[i], bs[i]);
+      else
+        return at_graph_fail (g, "matmul", "batch dimensions do not broadcast: %s, %s", da, db);
+    }
+  shape[2] = as[2];
+  shape[3] = bs[2];
+  if (shape[0] * shape[1] * shape[2] * shape[3] >= G_MAXUINT32
+      || as[0] * as[1] * as[2] * as[3] >= G_MAXUINT32)
+    return at_graph_fail (g, "matmul", "more than 2^32 elements: %s, %s", da, db);
+  ndim = MAX (a->ndim, b->ndim);
+  return at_graph_new_node (g, &matmul_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 2, NULL, 0);
+}

@@ -1,0 +1,33 @@
+/* at-ops-matmul.h: matrix multiplication against weights in the nn.Linear layout.
+ *
+ * at_matmul (g, a, b) = a @ b^T:
+ *   a: [..., M, K] activations, f32 or f16, K contiguous (rows and batches may be strided, as in
+ *      a transposed view);
+ *   b: [..., N, K] weights, K contiguous, in f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K,
+ *      q5_K or q6_K (K a multiple of the block size);
+ *   result: [..., M, N] f32 (at least 2-D: a 1-D a [K] is one row, giving [1, N]).
+ * Up to two leading batch dimensions broadcast: each of a's and b's may be 1, and b's may
+ * divide a's (grouped-query attention: a batch index i reads b batch i / (Ba / Bb)).
+ *
+ * Kernels (shaders/matvec.comp, matmul_cpu.comp, matmul_gpu.comp):
+ * - M <= 4: matrix-vector; a workgroup takes 4 rows of b, its invocations walk K, subgroupAdd
+ *   (and shared memory across subgroups on GPUs) folds the sums; quantised weights are read a
+ *   block (or K-quant sub-block) of 32 at a time.
+ * - CPU devices (lavapipe): a GEMM with one subgroup per workgroup, no shared memory or
+ *   barriers, 32 rows of a x (8 x subgroup size) rows of b, rows of a handed round the
+ *   subgroup with subgroupShuffle.
+ * - GPUs: a GEMM tiled 64 x 64 in shared memory, b dequantised into the tile.
+ * ATELIER_MATMUL_PATH=matvec|matvec-multi|gemm-cpu|gemm-gpu forces one (the tests run all).
+ * A b larger than the device's storage-buffer range (128 MiB on lavapipe) is bound and
+ * dispatched in chunks of rows; ATELIER_MAX_BINDING_BYTES lowers that limit (tests).
+ * Weights must be bound as storage buffers; a batched b must fit one binding.
+ */
+#pragma once
+
+#include "at-graph.h"
+
+G_BEGIN_DECLS
+
+AtTensor *at_matmul (AtGraph *g, AtTensor *a, AtTensor *b);
+
+G_END_DECLS

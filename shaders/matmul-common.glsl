@@ -1,0 +1,75 @@
+// matmul-common.glsl: what the matmul kernels share: the push constants (C mirror MatmulPush
+// in engine/tensor/at-ops-matmul.c), the buffers, activation loads and batch offsets.
+// d[z, m, n0 + n] = sum_k a[z, m, k] * b[z', n, k]; z' is z's batch in b (broadcast or GQA).
+
+layout(constant_id = 3) const uint WTYPE = 0;  // AtDtype of b
+layout(constant_id = 4) const uint ATYPE = 0;  // 0 f32, 1 f16 activations
+// Set when every row of a (of b) starts at a multiple of 4 elements (of 16 bytes): then rows
+// are read with vector loads. Spec constants, not run-time tests: lavapipe executes both sides
+// of a branch whose condition it cannot prove uniform.
+layout(constant_id = 7) const bool A_VEC = false;
+layout(constant_id = 8) const bool B_VEC = false;
+
+// a and b are also read through vector aliases of the same bindings where aligned: on lavapipe
+// a load whose address differs per lane is a per-lane loop, so one uvec4 load costs what one
+// uint load does.
+layout(binding = 0) readonly buffer A { uint aw[]; };
+layout(binding = 0) readonly buffer A4 { uvec4 aw4[]; };
+layout(binding = 1) readonly buffer B { uint wb[]; };
+layout(binding = 1) readonly buffer B2 { uvec2 wb2[]; };
+layout(binding = 1) readonly buffer B4 { uvec4 wb4[]; };
+layout(binding = 2) writeonly buffer D { float d[]; };
+
+layout(push_constant) uniform Push {
+  uint M, N, K;     // N: columns of d (all of b's rows, across chunks)
+  uint n0, nrows;   // this dispatch's rows of b: columns n0 .. n0 + nrows - 1 of d
+  uint oa, sam;     // a: first element and row stride, in elements of its dtype
+  uint sa0, sa1;    // a: batch strides (0 where a broadcasts)
+  uint ob;          // b: byte offset of the chunk's first row in the binding
+  uint sbn;         // b: row stride in bytes
+  uint sb0, sb1;    // b: batch strides in bytes (0 where b broadcasts)
+  uint od;          // d: first element
+  uint D1;          // d's inner batch size (to split gl_WorkGroupID.z)
+  uint r0, r1;      // a batch index i uses b batch i / r
+} p;
+
+#include "dequant.glsl"
+
+uint a_batch() {
+  uint z = gl_WorkGroupID.z;
+  return p.oa + (z / p.D1) * p.sa0 + (z % p.D1) * p.sa1;
+}
+
+uint b_batch() {
+  uint z = gl_WorkGroupID.z;
+  return p.ob + (z / p.D1 / p.r0) * p.sb0 + ((z % p.D1) / p.r1) * p.sb1;
+}
+
+uint d_batch() {
+  return p.od + gl_WorkGroupID.z * p.M * p.N;
+}
+
+uint aw32(uint a) {  // four bytes at an even byte address
+  uint lo = aw[a >> 2], hi = aw[(a + 2u) >> 2];
+  return (a & 2u) == 0u ? lo : (lo >> 16) | (hi << 16);
+}
+
+// a elements i..i+3 (element index into the binding).
+vec4 load_a4(uint i) {
+  if (ATYPE == 0u) {
+    if (A_VEC)
+      return uintBitsToFloat(aw4[i >> 2]);
+    return uintBitsToFloat(uvec4(aw[i], aw[i + 1u], aw[i + 2u], aw[i + 3u]));
+  }
+  if (A_VEC)
+    return vec4(unpackHalf2x16(aw[i >> 1]), unpackHalf2x16(aw[(i >> 1) + 1u]));
+  return vec4(unpackHalf2x16(aw32(2u * i)), unpackHalf2x16(aw32(2u * i + 4u)));
+}
+
+// Same, elements past the first `n` read as 0.
+vec4 load_a4_tail(uint i, uint n) {
+  vec4 v = vec4(0.0);
+  for (uint j = 0u; j < 4u && j < n; j++)
+    v[j] = ATYPE == 0u ? uintBitsToFloat(aw[i + j]) : unpackHalf2x16(aw[(i + j) >> 1])[(i + j) & 1u];
+  return v;
+}

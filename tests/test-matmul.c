@@ -1,0 +1,262 @@
+/* test-matmul.c: at_matmul on every weight dtype and every kernel (forced with
+ * ATELIER_MATMUL_PATH), against the C reference (double accumulation over the dequantised
+ * weights, so quantised weights get tight tolerances too), at sizes that are not multiples of
+ * the tiles; f16 activations, batches with broadcasting and GQA, strided a and b, weights split
+ * into several bindings (ATELIER_MAX_BINDING_BYTES), and shape errors. */
+#include "at-test-util.h"
+
+#include <string.h>
+
+static const char *const paths[] = { "matvec", "gemm-cpu", "gemm-gpu", "matvec-multi" };
+
+static const AtDtype wtypes[] = {
+  AT_DTYPE_F32, AT_DTYPE_F16, AT_DTYPE_BF16, AT_DTYPE_Q8_0, AT_DTYPE_Q4_0, AT_DTYPE_Q4_1,
+  AT_DTYPE_Q5_0, AT_DTYPE_Q5_1, AT_DTYPE_Q4_K, AT_DTYPE_Q5_K, AT_DTYPE_Q6_K,
+};
+
+/* a [M, K] of `atype` @ weight [N, K] of `wtype`, on kernel `path`; returns the number of
+ * dispatches it took. */
+static guint
+check_2d (const char *path, AtDtype atype, AtDtype wtype, gint64 M, gint64 N, gint64 K, double tol)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtGraph) g = NULL;
+  const gint64 sa[] = { M, K }, sb[] = { N, K };
+  g_autofree char *what = NULL;
+  AtTensor *a, *b;
+
+  if (dev == NULL)
+    return 0;
+  g_setenv ("ATELIER_MATMUL_PATH", path, TRUE);
+  g = at_graph_new (dev);
+  a = at_test_input (g, "a", atype, 2, sa, -1, 1);
+  b = at_test_weight (g, "w", wtype, 2, sb, -1, 1);
+  what = g_strdup_printf ("%s a %s w %s M=%" G_GINT64_FORMAT " N=%" G_GINT64_FORMAT
+                          " K=%" G_GINT64_FORMAT, path, at_dtype_name (atype),
+                          at_dtype_name (wtype), M, N, K);
+  at_test_assert_nmse (at_test_run (g, at_matmul (g, a, b)), tol, what);
+  g_unsetenv ("ATELIER_MATMUL_PATH");
+  return at_command_get_n_dispatches (at_graph_get_command (g));
+}
+
+static void
+test_dtypes (void)
+{
+  /* M, N, K (K in units of 32, or 256 for K-quants: 1, 3, 9 blocks). All three weight
+   * kernels run at every size, matvec included (it loops over M in groups of 4). */
+  static const gint64 sizes[][3] = { { 1, 1, 1 }, { 3, 31, 3 }, { 17, 67, 9 }, { 70, 129, 3 } };
+
+  for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
+    for (guint w = 0; w < G_N_ELEMENTS (wtypes); w++)
+      for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
+        {
+          guint block = at_dtype_info (wtypes[w])->block_size == 256 ? 256 : 32;
+          /* The 1 x 1 case is one dot product, whose sum may cancel: a looser bound. */
+          double tol = s == 0 ? 1e-7 : wtypes[w] == AT_DTYPE_F32 ? 1e-10 : 1e-9;
+
+          /* The cross-subgroup fold does not depend on the dtype: a few keep the test short
+           * (each pipeline costs a JIT compile on lavapipe). */
+          if (g_str_equal (paths[p], "matvec-multi") && wtypes[w] != AT_DTYPE_F32
+              && wtypes[w] != AT_DTYPE_Q8_0 && wtypes[w] != AT_DTYPE_Q4_K)
+            continue;
+          check_2d (paths[p], AT_DTYPE_F32, wtypes[w], sizes[s][0], sizes[s][1],
+                    sizes[s][2] * block, tol);
+        }
+}
+
+static void
+test_odd_k (void)
+{
+  /* Plain weights take any K: tails of 1..3 elements past the last group of four. */
+  static const gint64 ks[] = { 1, 5, 77, 130 };
+
+  for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
+    for (guint i = 0; i < G_N_ELEMENTS (ks); i++)
+      {
+        check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_F32, 9, 33, ks[i], 1e-10);
+        check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_F16, 9, 33, ks[i], 1e-6);
+        check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_BF16, 2, 5, ks[i], 1e-9);
+      }
+}
+
+static void
+test_f16_activations (void)
+{
+  for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
+    {
+      check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_F32, 17, 67, 96, 1e-6);
+      check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_F16, 70, 31, 288, 1e-6);
+      check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_Q8_0, 3, 129, 96, 1e-6);
+      check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_Q4_K, 5, 31, 512, 1e-6);
+    }
+}
+
+/* a [sa] @ b [sb]^T with batch broadcasting; b is an input (activations in attention). */
+static void
+check_batched (const char *path, AtDtype wtype, int na, const gint64 *sa, int nb, const gint64 *sb,
+               const char *what)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtGraph) g = NULL;
+  g_autofree char *full = NULL;
+  AtTensor *a, *b;
+
+  if (dev == NULL)
+    return;
+  g_setenv ("ATELIER_MATMUL_PATH", path, TRUE);
+  g = at_graph_new (dev);
+  a = at_test_input (g, "a", AT_DTYPE_F32, na, sa, -1, 1);
+  b = at_test_weight (g, "b", wtype, nb, sb, -1, 1);
+  full = g_strdup_printf ("%s %s %s", what, path, at_dtype_name (wtype));
+  at_test_assert_nmse (at_test_run (g, at_matmul (g, a, b)), 1e-9, full);
+  g_unsetenv ("ATELIER_MATMUL_PATH");
+}
+
+static void
+test_batched (void)
+{
+  const gint64 a4[] = { 2, 6, 5, 64 }, b4_gqa[] = { 2, 3, 19, 64 }, b4_one[] = { 1, 1, 19, 64 };
+  const gint64 b2[] = { 19, 64 }, a4_bc[] = { 1, 3, 5, 64 }, b4_full[] = { 2, 3, 19, 64 };
+  const gint64 a3[] = { 4, 18, 32 }, b3[] = { 2, 7, 32 };
+
+  for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
+    {
+      check_batched (paths[p], AT_DTYPE_F32, 4, a4, 4, b4_gqa, "GQA 6/3");
+      check_batched (paths[p], AT_DTYPE_Q8_0, 4, a4, 4, b4_gqa, "GQA 6/3");
+      check_batched (paths[p], AT_DTYPE_F16, 4, a4, 4, b4_one, "b batch 1");
+      check_batched (paths[p], AT_DTYPE_F32, 4, a4, 2, b2, "b 2-d");
+      check_batched (paths[p], AT_DTYPE_F32, 4, a4_bc, 4, b4_full, "a broadcasts");
+      check_batched (paths[p], AT_DTYPE_Q4_0, 3, a3, 3, b3, "3-d GQA 4/2");
+    }
+}
+
+static void
+test_strided (void)
+{
+  AtDevice *dev = at_test_device ();
+
+  if (dev == NULL)
+    return;
+  for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
+    {
+      /* Attention-style: q [L, H, D] viewed as [H, L, D] (rows strided by H * D), and the
+       * keys the same way as b; then a view with an element offset (the second half of K). */
+      g_autoptr (AtGraph) g = at_graph_new (dev);
+      const gint64 sq[] = { 13, 3, 40 }, sk[] = { 21, 3, 40 }, sw[] = { 37, 64 };
+      const gint64 sv[] = { 13, 64 }, stv[] = { 128, 1 };
+      AtTensor *q, *k, *qt, *kt, *x, *xv, *w;
+
+      g_setenv ("ATELIER_MATMUL_PATH", paths[p], TRUE);
+      q = at_test_input (g, "q", AT_DTYPE_F32, 3, sq, -1, 1);
+      k = at_test_input (g, "k", AT_DTYPE_F16, 3, sk, -1, 1);
+      qt = at_transpose (g, q, 0, 1);
+      kt = at_transpose (g, k, 0, 1);
+      g_assert_nonnull (kt);
+      /* b may be any tensor, here an f16 input. */
+      at_test_assert_nmse (at_test_run (g, at_matmul (g, qt, kt)), 1e-9, "strided q, k");
+      g_clear_pointer (&g, at_graph_free);
+
+      g = at_graph_new (dev);
+      x = at_test_input (g, "x", AT_DTYPE_F32, 2, (gint64[]){ 13, 128 }, -1, 1);
+      xv = at_view (g, x, 2, sv, stv, 64);
+      w = at_test_weight (g, "w", AT_DTYPE_Q5_1, 2, sw, -1, 1);
+      at_test_assert_nmse (at_test_run (g, at_matmul (g, xv, w)), 1e-9, "offset view");
+      g_unsetenv ("ATELIER_MATMUL_PATH");
+    }
+}
+
+static void
+test_chunked (void)
+{
+  /* 129 rows of b split into bindings of at most 4 KiB: f32 rows of 384 bytes give 10 rows a
+   * chunk, q8_0 rows of 102 bytes about 39. */
+  if (at_test_device () == NULL)
+    return;
+  g_setenv ("ATELIER_MAX_BINDING_BYTES", "4096", TRUE);
+  for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
+    {
+      g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_F32, 3, 129, 96, 1e-10), >=, 10);
+      g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_Q8_0, 17, 129, 96, 1e-9), >=, 4);
+      g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_Q6_K, 5, 67, 256, 1e-6), >, 3);
+    }
+  g_unsetenv ("ATELIER_MAX_BINDING_BYTES");
+}
+
+static void
+expect_error (AtGraph *g, AtTensor *y, const char *fragment)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_null (y);
+  g_assert_false (at_graph_check (g, &error));
+  g_assert_error (error, AT_ERROR, AT_ERROR_SHAPE);
+  if (strstr (error->message, fragment) == NULL)
+    g_error ("expected '%s' in: %s", fragment, error->message);
+}
+
+static void
+test_errors (void)
+{
+  AtDevice *dev = at_test_device ();
+  const gint64 s364[] = { 3, 64 }, s532[] = { 5, 32 }, s564[] = { 5, 64 };
+
+  if (dev == NULL)
+    return;
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, s364);
+    AtTensor *b = at_graph_input (g, "b", AT_DTYPE_F32, 2, s532);
+    expect_error (g, at_matmul (g, a, b), "K differs");
+    /* Ops after a failure return NULL. */
+    g_assert_null (at_matmul (g, NULL, b));
+  }
+  {
+    /* K = 320 is whole q8_0 blocks but not whole q4_K super-blocks: such a weight cannot
+     * even be made, and a q8_0 one multiplies fine. */
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    g_autoptr (AtBuffer) buf = at_buffer_new (dev, 4096, AT_BUFFER_DEVICE, "w", NULL);
+    AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, (gint64[]){ 3, 320 });
+    AtTensor *w8 = at_graph_weight (g, "w8", AT_DTYPE_Q8_0, 2, (gint64[]){ 5, 320 }, buf, 0);
+    g_assert_nonnull (at_matmul (g, a, w8));
+    expect_error (g, at_graph_weight (g, "wk", AT_DTYPE_Q4_K, 2, (gint64[]){ 5, 320 }, buf, 0),
+                  "not a multiple of the q4_K block size");
+  }
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtTensor *a = at_test_weight (g, "aq", AT_DTYPE_Q8_0, 2, s364, -1, 1);
+    AtTensor *b = at_test_weight (g, "w", AT_DTYPE_Q8_0, 2, s564, -1, 1);
+    expect_error (g, at_matmul (g, a, b), "a must be f32 or f16");
+  }
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, (gint64[]){ 64, 3 });
+    AtTensor *b = at_graph_input (g, "b", AT_DTYPE_F32, 2, s564);
+    expect_error (g, at_matmul (g, at_transpose (g, a, 0, 1), b), "K must be contiguous");
+  }
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 3, (gint64[]){ 4, 3, 64 });
+    AtTensor *b = at_graph_input (g, "b", AT_DTYPE_F32, 3, (gint64[]){ 3, 5, 64 });
+    expect_error (g, at_matmul (g, a, b), "do not broadcast");
+  }
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, s364);
+    AtTensor *b = at_graph_input (g, "b", AT_DTYPE_I32, 2, s564);
+    expect_error (g, at_matmul (g, a, b), "unsupported weight type");
+  }
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/engine/matmul/dtypes", test_dtypes);
+  g_test_add_func ("/engine/matmul/odd-k", test_odd_k);
+  g_test_add_func ("/engine/matmul/f16-activations", test_f16_activations);
+  g_test_add_func ("/engine/matmul/batched", test_batched);
+  g_test_add_func ("/engine/matmul/strided", test_strided);
+  g_test_add_func ("/engine/matmul/chunked", test_chunked);
+  g_test_add_func ("/engine/matmul/errors", test_errors);
+  return g_test_run ();
+}
