@@ -720,7 +720,11 @@ at_encoder_bind_range (AtEncoder *enc, const AtTensor *t, gsize first_byte, gsiz
   aligned = start / info->min_storage_buffer_offset_alignment * info->min_storage_buffer_offset_alignment;
   b.buffer = root->buffer;
   b.offset = aligned;
-  b.range = align_up (start - aligned + n_bytes, 4);
+  /* Whole 16-byte words: shaders read vec4 / uvec4, and a robust driver (NVIDIA) returns zeros
+   * for a vector that straddles the end of the bound range. at_buffer_new rounds every
+   * allocation up to 16 bytes (at least 16), so this stays inside the VkBuffer. */
+  b.range = MIN (align_up (start - aligned + n_bytes, 16),
+                 align_up (MAX (at_buffer_get_size (root->buffer), 16), 16) - aligned);
   b.write = write;
   if (elem_offset != NULL)
     *elem_offset = (guint32) ((start - aligned) / unit);
