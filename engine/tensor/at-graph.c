@@ -154,6 +154,19 @@ at_tensor_shape4 (const AtTensor *t, gint64 shape[4], gint64 stride[4])
     }
 }
 
+void
+at_tensor_broadcast_strides (const AtTensor *t, gint64 stride[4])
+{
+  gint64 shape[4], unused[4], acc = 1;
+
+  at_tensor_shape4 (t, shape, unused);
+  for (int i = 3; i >= 0; i--)
+    {
+      stride[i] = shape[i] == 1 ? 0 : acc;
+      acc *= shape[i];
+    }
+}
+
 static void
 set_contiguous_strides (AtTensor *t)
 {

@@ -120,6 +120,11 @@ char *at_tensor_describe (const AtTensor *t); /* "x f32 [2, 3, 4]" */
 /* The shape left-padded with 1s to 4 dimensions, and the matching strides (0 for padded). */
 void at_tensor_shape4 (const AtTensor *t, gint64 shape[4], gint64 stride[4]);
 
+/* Strides (4-d, left-padded) of `t` laid out contiguously in its own shape, with 0 on every
+ * dimension of size 1: how a reference indexes a source that broadcasts (the reference
+ * executor hands each source over contiguous). */
+void at_tensor_broadcast_strides (const AtTensor *t, gint64 stride[4]);
+
 /* For op implementations: a new node. Returns NULL (and records the error on the graph) when
  * a source is NULL, so ops chain without checks. */
 AtTensor *at_graph_new_node (AtGraph *g, const AtOp *op, AtDtype dtype, int ndim, const gint64 *shape,
@@ -145,6 +150,12 @@ AtBinding at_encoder_bind (AtEncoder *enc, const AtTensor *t, gboolean write, gu
                            guint unit);
 AtBinding at_encoder_bind_range (AtEncoder *enc, const AtTensor *t, gsize first_byte, gsize n_bytes,
                                  gboolean write, guint32 *elem_offset, guint unit);
+/* The same range as a read-only uniform texel buffer view of `format` (R32_UINT: words,
+ * R32G32B32A32_UINT: 16-byte texels); the offset is aligned down and the range rounded up to
+ * whole texels. FALSE (nothing to bind) when the device has no such views or the range exceeds
+ * one view's limit: bind storage instead. */
+gboolean at_encoder_bind_texel (AtEncoder *enc, const AtTensor *t, gsize first_byte, gsize n_bytes,
+                                VkFormat format, AtBinding *binding, guint32 *elem_offset, guint unit);
 gboolean at_encoder_dispatch (AtEncoder *enc, const AtPipelineDesc *desc, const char *label,
                               const void *push, const AtBinding *bindings, guint32 gx, guint32 gy,
                               guint32 gz, GError **error);

@@ -133,15 +133,7 @@ ref_init (RefCtx *c, const AtTensor *dst, const float *const *src)
   if (p->kvlen_src >= 0)
     c->nvalid = CLAMP ((gint64) src[p->kvlen_src][0], 0, c->n.lk);
   if (c->mask != NULL)
-    {
-      gint64 shape[4], st[4], acc = 1;
-      at_tensor_shape4 (dst->src[p->mask_src], shape, st);
-      for (int i = 3; i >= 0; i--)
-        {
-          c->ms[i] = shape[i] == 1 ? 0 : acc;
-          acc *= shape[i];
-        }
-    }
+    at_tensor_broadcast_strides (dst->src[p->mask_src], c->ms);
 }
 
 /* The score of query (b, h, i) against key j; -INFINITY where j is not visible. */

@@ -82,23 +82,11 @@ static void
 ref_binary (const AtTensor *dst, const float *const *src, float *out)
 {
   const BinaryParams *p = (const BinaryParams *) dst->params;
-  gint64 ne[4], st[4], n = 0;
-  /* Sources arrive contiguous: recompute their broadcast strides from their shapes. */
-  gint64 sa[4], sb[4], dummy[4];
+  gint64 ne[4], st[4], n = 0, sa[4], sb[4];
 
   at_tensor_shape4 (dst, ne, st);
-  for (int s = 0; s < 2; s++)
-    {
-      gint64 shp[4];
-      gint64 *o = s == 0 ? sa : sb;
-      gint64 acc = 1;
-      at_tensor_shape4 (dst->src[s], shp, dummy);
-      for (int i = 3; i >= 0; i--)
-        {
-          o[i] = shp[i] == 1 ? 0 : acc;
-          acc *= shp[i];
-        }
-    }
+  at_tensor_broadcast_strides (dst->src[0], sa);
+  at_tensor_broadcast_strides (dst->src[1], sb);
   for (gint64 i0 = 0; i0 < ne[0]; i0++)
     for (gint64 i1 = 0; i1 < ne[1]; i1++)
       for (gint64 i2 = 0; i2 < ne[2]; i2++)

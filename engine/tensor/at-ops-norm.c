@@ -463,20 +463,11 @@ ref_softmax (const AtTensor *dst, const float *const *srcs, float *out)
   const SoftmaxParams *p = (const SoftmaxParams *) dst->params;
   const AtTensor *mt = opt_src (dst, p->mask);
   const float *x = srcs[0], *mask = opt_ref (srcs, p->mask);
-  gint64 ne[4], st[4], ms[4] = { 0 }, mshape[4], dummy[4];
+  gint64 ne[4], st[4], ms[4] = { 0 };
 
   at_tensor_shape4 (dst, ne, st);
   if (mt != NULL)
-    {
-      /* The mask arrives contiguous in its own shape: broadcast strides from that shape. */
-      gint64 acc = 1;
-      at_tensor_shape4 (mt, mshape, dummy);
-      for (int i = 3; i >= 0; i--)
-        {
-          ms[i] = mshape[i] == 1 ? 0 : acc;
-          acc *= mshape[i];
-        }
-    }
+    at_tensor_broadcast_strides (mt, ms);
   for (gint64 i0 = 0; i0 < ne[0]; i0++)
     for (gint64 i1 = 0; i1 < ne[1]; i1++)
       for (gint64 q = 0; q < ne[2]; q++)
