@@ -24,17 +24,9 @@ layout(push_constant) uniform Push {
   uint og, ou, od, n;
 } p;
 
-// erf by Abramowitz and Stegun 7.1.26 (|error| < 1.5e-7).
-T erf_approx(T x) {
-  T t = 1.0 / (1.0 + 0.3275911 * abs(x));
-  T y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
-               + 0.254829592) * t * exp(-x * x);
-  return sign(x) * y;
-}
-
 T act(T a) {
   if (GELU != 0u)
-    return 0.5 * a * (1.0 + erf_approx(a * 0.7071067812));
+    return gelu_erf(a);
   return a / (1.0 + exp(-a));
 }
 

@@ -24,14 +24,6 @@ layout(push_constant) uniform Push {
   float scale, bias;
 } p;
 
-// erf by Abramowitz and Stegun 7.1.26 (|error| < 1.5e-7).
-T erf_approx(T x) {
-  T t = 1.0 / (1.0 + 0.3275911 * abs(x));
-  T y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
-               + 0.254829592) * t * exp(-x * x);
-  return sign(x) * y;
-}
-
 T apply(T x) {
   x = x * p.scale + p.bias;
   if (OP == 1)
@@ -45,7 +37,7 @@ T apply(T x) {
   if (OP == 5)
     return max(x, T(0.0));
   if (OP == 6)
-    return 0.5 * x * (1.0 + erf_approx(x * 0.7071067812));
+    return gelu_erf(x);
   return x;
 }
 

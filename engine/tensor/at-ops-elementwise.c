@@ -204,7 +204,7 @@ apply_unary (guint32 op, float x)
     case UN_GELU:
       return 0.5f * x * (1.0f + tanhf (0.7978845608f * (x + 0.044715f * x * x * x)));
     case UN_GELU_ERF:
-      return 0.5f * x * (1.0f + erff (x * 0.7071067812f));
+      return 0.5f * x * erfcf (-x * 0.7071067812f); /* = 1 + erf (z), without its cancellation */
     case UN_QUICK_GELU:
       return x / (1.0f + expf (-1.702f * x));
     case UN_SILU:

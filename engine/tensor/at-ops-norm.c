@@ -682,7 +682,7 @@ at_rope (AtGraph *g, AtTensor *x, AtTensor *positions, int n_rot, float base, fl
 static float
 gelu_erf (float x)
 {
-  return 0.5f * x * (1.0f + erff (x * 0.7071067812f));
+  return 0.5f * x * erfcf (-x * 0.7071067812f); /* = 1 + erf (z), without its cancellation */
 }
 
 static float
