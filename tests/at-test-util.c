@@ -94,6 +94,19 @@ at_test_weight (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gin
   return at_graph_weight (g, name, dtype, ndim, shape, buf, 0);
 }
 
+void
+at_test_expect_error (AtGraph *g, AtTensor *y, const char *fragment)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_null (y);
+  g_assert_false (at_graph_check (g, &error));
+  g_assert_error (error, AT_ERROR, AT_ERROR_SHAPE);
+  if (strstr (error->message, fragment) == NULL)
+    g_error ("expected \"%s\" in: %s", fragment, error->message);
+  g_test_message ("%s", error->message);
+}
+
 double
 at_test_run (AtGraph *g, AtTensor *out)
 {

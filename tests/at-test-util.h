@@ -28,6 +28,9 @@ AtTensor *at_test_weight (AtGraph *g, const char *name, AtDtype dtype, int ndim,
  * any error. */
 double at_test_run (AtGraph *g, AtTensor *out);
 
+/* Asserts that building `y` failed with a shape error on `g` whose message holds `fragment`. */
+void at_test_expect_error (AtGraph *g, AtTensor *y, const char *fragment);
+
 /* Asserts NMSE <= tol, printing the op description when not. */
 #define at_test_assert_nmse(nmse, tol, what)                                                        \
   G_STMT_START                                                                                     \
