@@ -74,6 +74,12 @@ test_conv2d (void)
     { "f16 4x4 stride 2 groups", 1, 6, 4, 9, 10, 4, 4, P (2, 2, 1, 1, 1, 1, 2), F16, 0 },
     { "size-1 edges", 1, 1, 1, 1, 1, 1, 1, P (1, 1, 0, 0, 1, 1, 1), F32, 1 },
     { "1x1 input 3x3 pad 1", 1, 2, 3, 1, 1, 3, 3, P (1, 1, 1, 1, 1, 1, 1), F32, 0 },
+    /* >= 1024 output pixels: conv2d_sg's large tile (64 pixels), partial tiles both ways. */
+    { "big 3x3", 1, 12, 20, 33, 35, 3, 3, P (1, 1, 1, 1, 1, 1, 1), F32, 1 },
+    { "big f16 stride 2 groups", 2, 8, 18, 45, 47, 3, 3, P (2, 2, 1, 1, 1, 1, 2), F16, 2 },
+    { "big 1x1 channel tail", 1, 6, 17, 40, 30, 1, 1, P (1, 1, 0, 0, 1, 1, 1), F32, 0 },
+    { "big f16 1x1 vector weights", 1, 8, 12, 32, 33, 1, 1, P (1, 1, 0, 0, 1, 1, 1), F16, 2 },
+    { "big 4x4 stride 2 f16 tail", 1, 5, 9, 70, 66, 4, 4, P (2, 2, 1, 1, 1, 1, 1), F16, 1 },
   };
 
   /* Both implicit-GEMM kernels, whatever the device would pick. */
@@ -89,23 +95,29 @@ test_conv2d (void)
   g_unsetenv ("ATELIER_CONV2D_KERNEL");
 }
 
-/* The input read through a view: x [1, 4, 9, 7] as the transpose of a [1, 4, 7, 9] tensor. */
+/* The input read through a view: x [1, 4, 9, 7] as the transpose of a [1, 4, 7, 9] tensor,
+ * with both kernels. */
 static void
 test_conv2d_strided (void)
 {
+  const char *const kernels[] = { "tiled", "subgroup" };
   AtDevice *dev = at_test_device ();
-  g_autoptr (AtGraph) g = NULL;
-  const gint64 xs[] = { 1, 4, 7, 9 }, ws[] = { 6, 4, 3, 3 };
-  const AtConv2dParams p = { { 1, 1 }, { 1, 1 }, { 1, 1 }, 1 };
-  AtTensor *x, *w;
 
   if (dev == NULL)
     return;
-  g = at_graph_new (dev);
-  x = at_test_input (g, "x", AT_DTYPE_F32, 4, xs, -1, 1);
-  w = at_test_weight (g, "w", AT_DTYPE_F32, 4, ws, -1, 1);
-  x = at_transpose (g, x, 2, 3);
-  at_test_assert_nmse (at_test_run (g, at_conv2d (g, x, w, NULL, &p)), 1e-10, "strided input");
+  for (guint k = 0; k < G_N_ELEMENTS (kernels); k++)
+    {
+      g_autoptr (AtGraph) g = at_graph_new (dev);
+      const gint64 xs[] = { 1, 4, 7, 9 }, ws[] = { 6, 4, 3, 3 };
+      const AtConv2dParams p = { { 1, 1 }, { 1, 1 }, { 1, 1 }, 1 };
+      AtTensor *x = at_test_input (g, "x", AT_DTYPE_F32, 4, xs, -1, 1);
+      AtTensor *w = at_test_weight (g, "w", AT_DTYPE_F32, 4, ws, -1, 1);
+
+      x = at_transpose (g, x, 2, 3);
+      g_setenv ("ATELIER_CONV2D_KERNEL", kernels[k], TRUE);
+      at_test_assert_nmse (at_test_run (g, at_conv2d (g, x, w, NULL, &p)), 1e-10, kernels[k]);
+    }
+  g_unsetenv ("ATELIER_CONV2D_KERNEL");
 }
 
 /* f16 weights viewed at an odd element offset (unaligned halves), with both kernels. */

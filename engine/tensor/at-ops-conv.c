@@ -17,6 +17,11 @@
 #define CONV_WG 64 /* conv2d invocations per workgroup (no barriers: any size works) */
 #define CONV_TP 4  /* conv2d pixels per invocation */
 #define CONV_TN 8  /* conv2d output channels per invocation, at most */
+/* conv2d_sg's tile: 64 pixels (from CONV_SG_BIG output pixels on) x 4 channels per lane beat
+ * 32 x 8, 32 x 4, 16 x 8, 64 x 8, 96 x 4, 128 x 4 and 128 x 2 on lavapipe (3x3, 320 channels). */
+#define CONV_SG_TM 64
+#define CONV_SG_BIG 1024
+#define CONV_SG_TN 4
 #define UPSAMPLE_WG 64
 
 typedef struct
@@ -206,10 +211,11 @@ ref_conv2d (const AtTensor *dst, const float *const *src, float *out)
           }
 }
 
-/* Which implicit GEMM: the subgroup kernel (conv2d_sg.comp) on CPU devices, where barriers and
- * per-lane loads are what costs; the register-tiled one (conv2d.comp) elsewhere and for few
- * channels per group (depthwise), where the subgroup kernel's lanes would idle.
- * ATELIER_CONV2D_KERNEL=tiled|subgroup overrides the choice (the tests run both). */
+/* Which implicit GEMM: the subgroup kernel (conv2d_sg.comp, built like matmul_cpu.comp) on CPU
+ * devices, where barriers and per-lane loads are what costs; the register-tiled one
+ * (conv2d.comp) elsewhere and for few channels per group (depthwise), where the subgroup
+ * kernel's lanes would idle. ATELIER_CONV2D_KERNEL=tiled|subgroup overrides the choice (the
+ * tests run both). */
 static gboolean
 use_subgroup_kernel (const AtDeviceInfo *info, guint32 cout_g)
 {
@@ -233,6 +239,7 @@ encode_conv2d (AtEncoder *enc, AtTensor *dst, GError **error)
   gboolean f16 = w->dtype == AT_DTYPE_F16;
   guint32 kh = (guint32) w->shape[2], kw = (guint32) w->shape[3];
   guint32 cout_g = (guint32) (dst->shape[1] / p->groups);
+  guint32 n_pix = (guint32) (dst->shape[0] * dst->shape[2] * dst->shape[3]);
   /* Fixed kernel sizes unroll the (ky, kx) loops; others read them from the push constants. */
   gboolean fixed = kh == kw && (kh == 1 || kh == 3);
   gboolean sg = use_subgroup_kernel (info, cout_g);
@@ -244,15 +251,19 @@ encode_conv2d (AtEncoder *enc, AtTensor *dst, GError **error)
 
   if (sg)
     {
-      /* One subgroup: TM pixels x subgroup-size * TN channels. */
-      guint32 tm = MIN (8, info->subgroup_size);
-      guint32 tn = MIN (4, (cout_g + info->subgroup_size - 1) / info->subgroup_size);
+      /* One subgroup: TM pixels x subgroup-size * TN channels; small images get a small tile,
+       * which LLVM also compiles several times faster. */
+      guint32 sgs = info->subgroup_size, tn = MIN (CONV_SG_TN, (cout_g + sgs - 1) / sgs);
+      guint32 tm = n_pix >= CONV_SG_BIG ? CONV_SG_TM : sgs;
       desc.shader = f16 ? "conv2d_sg_f16" : "conv2d_sg";
-      desc.spec[0] = info->subgroup_size;
+      desc.n_spec = 9;
+      desc.spec[0] = sgs;
       desc.spec[3] = tm;
       desc.spec[4] = tn;
       pix_per_group = tm;
-      ch_per_group = tn * info->subgroup_size;
+      ch_per_group = tn * sgs;
+      /* Only 1x1 is fixed: unrolled 3x3 taps compiled for seconds and ran no faster. */
+      fixed = kh == 1 && kw == 1;
     }
   else
     {
@@ -269,7 +280,7 @@ encode_conv2d (AtEncoder *enc, AtTensor *dst, GError **error)
   desc.spec[6] = fixed ? kw : 0;
   desc.spec[7] = bias_mode (bias);
 
-  push.n_pix = (guint32) (dst->shape[0] * dst->shape[2] * dst->shape[3]);
+  push.n_pix = n_pix;
   push.ho = (guint32) dst->shape[2];
   push.wo = (guint32) dst->shape[3];
   push.h = (guint32) x->shape[2];
@@ -293,6 +304,10 @@ encode_conv2d (AtEncoder *enc, AtTensor *dst, GError **error)
   push.sxw = sx[3];
   b[0] = at_encoder_bind (enc, x, FALSE, &push.ox, 4);
   b[1] = at_encoder_bind (enc, w, FALSE, &push.ow, f16 ? 2 : 4);
+  /* conv2d_sg: a 1x1 kernel's rows are read with vector loads where each starts at a multiple
+   * of 4 elements. */
+  if (sg)
+    desc.spec[8] = kh * kw == 1 && push.cin_g % 4 == 0 && push.ow % 4 == 0;
   /* No bias: the weights stand in for the unused binding. */
   if (bias != NULL)
     b[2] = at_encoder_bind (enc, bias, FALSE, &push.ob, bias->dtype == AT_DTYPE_F16 ? 2 : 4);
