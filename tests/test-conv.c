@@ -344,18 +344,6 @@ test_concat (void)
 }
 
 static void
-expect_error (AtGraph *g, AtTensor *y, const char *fragment)
-{
-  g_autoptr (GError) error = NULL;
-
-  g_assert_null (y);
-  g_assert_false (at_graph_check (g, &error));
-  g_assert_error (error, AT_ERROR, AT_ERROR_SHAPE);
-  if (strstr (error->message, fragment) == NULL)
-    g_error ("expected \"%s\" in: %s", fragment, error->message);
-}
-
-static void
 test_bad_shapes (void)
 {
   AtDevice *dev = at_test_device ();
@@ -376,7 +364,7 @@ test_bad_shapes (void)
     AtTensor *y = at_graph_input (g, "y", AT_DTYPE_F32, 4, ys);                                    \
     (void) x;                                                                                      \
     (void) y;                                                                                      \
-    expect_error (g, (expr), fragment);                                                            \
+    at_test_expect_error (g, (expr), fragment);                                                            \
   }
 #define W(shape) at_graph_input (g, "w", AT_DTYPE_F32, 4, shape)
   CASE (at_conv2d (g, x, W (w3), NULL, &p1), "input channels do not match");
@@ -401,7 +389,7 @@ test_bad_shapes (void)
     g_assert_null (at_upsample (g, bad, 4, 4, AT_UPSAMPLE_NEAREST, FALSE));
     g_assert_null (at_pad (g, bad, 2, pads, AT_PAD_ZERO, 0));
     g_assert_null (at_concat (g, bad, x, 0));
-    expect_error (g, NULL, "shapes differ");
+    at_test_expect_error (g, NULL, "shapes differ");
   }
 }
 
