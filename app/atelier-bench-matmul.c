@@ -36,6 +36,7 @@ const AtBenchCase at_bench_cases_matmul[] = {
   GEMM ("f16", 2048, 2048, 2048),
   GEMM ("f16", 4096, 320, 320),
   GEMM ("f16", 77, 3072, 768),
+  MATVEC ("f32", 4096, 4096, 1, 4),
   MATVEC ("f16", 4096, 4096, 1, 2),
   MATVEC ("q8_0", 4096, 4096, 32, 34),
   MATVEC ("q4_0", 4096, 4096, 32, 18),

@@ -1,10 +1,10 @@
-// dequant.glsl: reading weights of any supported dtype from a `uint wb[]` buffer, four
+// dequant.glsl: reading weights of any supported dtype from words of the b binding, four
 // consecutive elements of a row at a time. Matches dequant_block in engine/tensor/at-dtype.c
 // (GGUF block layouts, little-endian, scales in IEEE half).
 //
-// The including shader declares `wb` (readonly uint array), its aliases `wb2` (uvec2) and
-// `wb4` (uvec4), and the spec constant WTYPE (the
-// AtDtype value). Rows start at a byte address `row` (even: all block sizes are even); `k` is a
+// The including shader defines the word reads `wbw(i)`, `wbw2(i)`, `wbw4(i)` (uint, uvec2,
+// uvec4 at word, pair or quad index i), `wb_words()` (words bound) and the spec constant WTYPE
+// (the AtDtype value). Rows start at a byte address `row` (even: all block sizes are even); `k` is a
 // multiple of 4, so the four elements never straddle a block or a K-quant sub-block. Quantised
 // blocks are only 2-byte aligned: 32-bit fields are read with wu32, which takes any even address.
 
@@ -12,17 +12,17 @@ const uint WT_F32 = 0u, WT_F16 = 1u, WT_BF16 = 2u, WT_Q8_0 = 4u, WT_Q4_0 = 5u, W
            WT_Q5_0 = 7u, WT_Q5_1 = 8u, WT_Q4_K = 9u, WT_Q5_K = 10u, WT_Q6_K = 11u;
 
 uint wbyte(uint a) {
-  return (wb[a >> 2] >> ((a & 3u) * 8u)) & 0xffu;
+  return (wbw(a >> 2) >> ((a & 3u) * 8u)) & 0xffu;
 }
 
 uint wu16(uint a) {
-  return (wb[a >> 2] >> ((a & 2u) * 8u)) & 0xffffu;
+  return (wbw(a >> 2) >> ((a & 2u) * 8u)) & 0xffffu;
 }
 
 // Four bytes at an even address. (a + 2) >> 2 is the same word when a is 4-aligned, so the
 // read never goes past the word holding the last byte.
 uint wu32(uint a) {
-  uint lo = wb[a >> 2], hi = wb[(a + 2u) >> 2];
+  uint lo = wbw(a >> 2), hi = wbw((a + 2u) >> 2);
   return (a & 2u) == 0u ? lo : (lo >> 16) | (hi << 16);
 }
 
@@ -78,14 +78,14 @@ uint row_bytes(uint K) {
 vec4 load_b4(uint row, uint k) {
   if (WTYPE == WT_F32) {
     if (B_VEC)
-      return uintBitsToFloat(wb4[(row >> 4) + (k >> 2)]);
+      return uintBitsToFloat(wbw4((row >> 4) + (k >> 2)));
     uint i = (row >> 2) + k;
-    return uintBitsToFloat(uvec4(wb[i], wb[i + 1u], wb[i + 2u], wb[i + 3u]));
+    return uintBitsToFloat(uvec4(wbw(i), wbw(i + 1u), wbw(i + 2u), wbw(i + 3u)));
   }
   if (WTYPE == WT_F16 || WTYPE == WT_BF16) {
     uint x, y;
     if (B_VEC) {
-      uvec2 v = wb2[(row >> 3) + (k >> 2)];
+      uvec2 v = wbw2((row >> 3) + (k >> 2));
       x = v.x;
       y = v.y;
     } else {
@@ -143,7 +143,7 @@ vec4 load_b4_tail(uint row, uint k, uint K) {
   vec4 v = vec4(0.0);
   for (uint i = 0u; i < 4u && k + i < K; i++) {
     if (WTYPE == WT_F32)
-      v[i] = uintBitsToFloat(wb[(row >> 2) + k + i]);
+      v[i] = uintBitsToFloat(wbw((row >> 2) + k + i));
     else if (WTYPE == WT_F16)
       v[i] = whalf(row + 2u * (k + i));
     else
@@ -155,10 +155,10 @@ vec4 load_b4_tail(uint row, uint k, uint K) {
 // 32 bytes at an even byte address, as 8 words (9 reads, realigned). Reads clamped to the binding.
 void load_bytes32(uint a, out uint R[8]) {
   uint W[9];
-  uint last = uint(wb.length()) - 1u, w0 = a >> 2;
+  uint last = wb_words() - 1u, w0 = a >> 2;
   bool odd = (a & 2u) != 0u;
   [[unroll]] for (uint j = 0u; j < 9u; j++)
-    W[j] = wb[min(w0 + j, last)];
+    W[j] = wbw(min(w0 + j, last));
   [[unroll]] for (uint j = 0u; j < 8u; j++)
     R[j] = odd ? (W[j] >> 16) | (W[j + 1u] << 16) : W[j];
 }
@@ -206,10 +206,10 @@ void load_b32(uint row, uint s, out vec4 v[8]) {
                 : WTYPE == WT_Q5_0 ? 7u : 7u;
   uint bb = row + s * row_bytes(32u);
   uint W[10], R[9];
-  uint last = uint(wb.length()) - 1u, w0 = bb >> 2;
+  uint last = wb_words() - 1u, w0 = bb >> 2;
   bool odd = (bb & 2u) != 0u;
   [[unroll]] for (uint j = 0u; j < NW; j++)
-    W[j] = wb[min(w0 + j, last)];
+    W[j] = wbw(min(w0 + j, last));
   [[unroll]] for (uint j = 0u; j + 1u < NW; j++)
     R[j] = odd ? (W[j] >> 16) | (W[j + 1u] << 16) : W[j];
   float d = unpackHalf2x16(R[0]).x;

@@ -10,6 +10,36 @@ layout(constant_id = 4) const uint ATYPE = 0;  // 0 f32, 1 f16 activations
 layout(constant_id = 7) const bool A_VEC = false;
 layout(constant_id = 8) const bool B_VEC = false;
 
+#ifdef TEXEL
+// a and b as uniform texel buffers (matvec on CPU devices): on lavapipe texelFetch is a
+// branch-free vector gather where a storage load with a per-lane address is a per-lane loop.
+// a and b are R32UI views (words), or RGBA32UI (16-byte texels) where every row starts at a
+// texel: f32 a (A_VEC), b with B_RGBA (chosen with the view in at-ops-matmul.c).
+layout(binding = 0) uniform usamplerBuffer at;
+layout(binding = 1) uniform usamplerBuffer bt;
+const bool A_QUAD = ATYPE == 0u && A_VEC;
+uint awd(uint i) { return A_QUAD ? texelFetch(at, int(i >> 2))[i & 3u] : texelFetch(at, int(i)).x; }
+uvec4 awd4(uint i) {
+  if (A_QUAD)
+    return texelFetch(at, int(i));
+  return uvec4(awd(4u * i), awd(4u * i + 1u), awd(4u * i + 2u), awd(4u * i + 3u));
+}
+layout(constant_id = 11) const bool B_RGBA = false;  // b's view is RGBA32UI (else R32UI)
+uint wbw(uint i) { return B_RGBA ? texelFetch(bt, int(i >> 2))[i & 3u] : texelFetch(bt, int(i)).x; }
+uvec2 wbw2(uint i) {
+  if (B_RGBA) {
+    uvec4 t = texelFetch(bt, int(i >> 1));
+    return (i & 1u) == 0u ? t.xy : t.zw;
+  }
+  return uvec2(wbw(2u * i), wbw(2u * i + 1u));
+}
+uvec4 wbw4(uint i) {
+  if (B_RGBA)
+    return texelFetch(bt, int(i));
+  return uvec4(wbw(4u * i), wbw(4u * i + 1u), wbw(4u * i + 2u), wbw(4u * i + 3u));
+}
+uint wb_words() { return uint(textureSize(bt)) * (B_RGBA ? 4u : 1u); }
+#else
 // a and b are also read through vector aliases of the same bindings where aligned: on lavapipe
 // a load whose address differs per lane is a per-lane loop, so one uvec4 load costs what one
 // uint load does.
@@ -18,6 +48,13 @@ layout(binding = 0) readonly buffer A4 { uvec4 aw4[]; };
 layout(binding = 1) readonly buffer B { uint wb[]; };
 layout(binding = 1) readonly buffer B2 { uvec2 wb2[]; };
 layout(binding = 1) readonly buffer B4 { uvec4 wb4[]; };
+uint awd(uint i) { return aw[i]; }
+uvec4 awd4(uint i) { return aw4[i]; }
+uint wbw(uint i) { return wb[i]; }
+uvec2 wbw2(uint i) { return wb2[i]; }
+uvec4 wbw4(uint i) { return wb4[i]; }
+uint wb_words() { return uint(wb.length()); }
+#endif
 layout(binding = 2) writeonly buffer D { float d[]; };
 
 layout(push_constant) uniform Push {
@@ -50,7 +87,7 @@ uint d_batch() {
 }
 
 uint aw32(uint a) {  // four bytes at an even byte address
-  uint lo = aw[a >> 2], hi = aw[(a + 2u) >> 2];
+  uint lo = awd(a >> 2), hi = awd((a + 2u) >> 2);
   return (a & 2u) == 0u ? lo : (lo >> 16) | (hi << 16);
 }
 
@@ -58,11 +95,11 @@ uint aw32(uint a) {  // four bytes at an even byte address
 vec4 load_a4(uint i) {
   if (ATYPE == 0u) {
     if (A_VEC)
-      return uintBitsToFloat(aw4[i >> 2]);
-    return uintBitsToFloat(uvec4(aw[i], aw[i + 1u], aw[i + 2u], aw[i + 3u]));
+      return uintBitsToFloat(awd4(i >> 2));
+    return uintBitsToFloat(uvec4(awd(i), awd(i + 1u), awd(i + 2u), awd(i + 3u)));
   }
   if (A_VEC)
-    return vec4(unpackHalf2x16(aw[i >> 1]), unpackHalf2x16(aw[(i >> 1) + 1u]));
+    return vec4(unpackHalf2x16(awd(i >> 1)), unpackHalf2x16(awd((i >> 1) + 1u)));
   return vec4(unpackHalf2x16(aw32(2u * i)), unpackHalf2x16(aw32(2u * i + 4u)));
 }
 
@@ -70,6 +107,6 @@ vec4 load_a4(uint i) {
 vec4 load_a4_tail(uint i, uint n) {
   vec4 v = vec4(0.0);
   for (uint j = 0u; j < 4u && j < n; j++)
-    v[j] = ATYPE == 0u ? uintBitsToFloat(aw[i + j]) : unpackHalf2x16(aw[(i + j) >> 1])[(i + j) & 1u];
+    v[j] = ATYPE == 0u ? uintBitsToFloat(awd(i + j)) : unpackHalf2x16(awd((i + j) >> 1))[(i + j) & 1u];
   return v;
 }

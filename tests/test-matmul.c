@@ -2,12 +2,27 @@
  * ATELIER_MATMUL_PATH), against the C reference (double accumulation over the dequantised
  * weights, so quantised weights get tight tolerances too), at sizes that are not multiples of
  * the tiles; f16 activations, batches with broadcasting and GQA, strided a and b, weights split
- * into several bindings (ATELIER_MAX_BINDING_BYTES), and shape errors. */
+ * into several bindings (ATELIER_MAX_BINDING_BYTES, ATELIER_MAX_TEXEL_ELEMENTS), and shape
+ * errors. */
 #include "at-test-util.h"
 
 #include <string.h>
 
-static const char *const paths[] = { "matvec", "gemm-cpu", "gemm-gpu", "matvec-multi" };
+/* The matrix-vector kernel reading storage buffers (GPUs) and texel buffers (CPU devices). */
+static const char *const paths[] = { "matvec-storage", "matvec-texel", "gemm-cpu", "gemm-gpu",
+                                     "matvec-multi" };
+
+/* The matrix-vector variant this device does not use by default (storage on CPU devices, texel
+ * on GPUs): tested on a few cases only, since each pipeline costs a JIT compile on lavapipe;
+ * the GPU runs cover it fully. */
+static gboolean
+is_other_matvec (const char *path)
+{
+  AtDevice *dev = at_test_device ();
+  gboolean cpu = dev != NULL && at_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+
+  return g_str_equal (path, cpu ? "matvec-storage" : "matvec-texel");
+}
 
 static const AtDtype wtypes[] = {
   AT_DTYPE_F32, AT_DTYPE_F16, AT_DTYPE_BF16, AT_DTYPE_Q8_0, AT_DTYPE_Q4_0, AT_DTYPE_Q4_1,
@@ -55,9 +70,9 @@ test_dtypes (void)
           double tol = s == 0 ? 1e-7 : wtypes[w] == AT_DTYPE_F32 ? 1e-10 : 1e-9;
 
           /* The cross-subgroup fold does not depend on the dtype: a few keep the test short
-           * (each pipeline costs a JIT compile on lavapipe). */
-          if (g_str_equal (paths[p], "matvec-multi") && wtypes[w] != AT_DTYPE_F32
-              && wtypes[w] != AT_DTYPE_Q8_0 && wtypes[w] != AT_DTYPE_Q4_K)
+           * (each pipeline costs a JIT compile on lavapipe); the same for the other variant. */
+          if ((g_str_equal (paths[p], "matvec-multi") || is_other_matvec (paths[p]))
+              && wtypes[w] != AT_DTYPE_F32 && wtypes[w] != AT_DTYPE_Q8_0 && wtypes[w] != AT_DTYPE_Q4_K)
             continue;
           check_2d (paths[p], AT_DTYPE_F32, wtypes[w], sizes[s][0], sizes[s][1],
                     sizes[s][2] * block, tol);
@@ -74,9 +89,25 @@ test_odd_k (void)
     for (guint i = 0; i < G_N_ELEMENTS (ks); i++)
       {
         check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_F32, 9, 33, ks[i], 1e-10);
+        if (is_other_matvec (paths[p]))
+          continue;
         check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_F16, 9, 33, ks[i], 1e-6);
         check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_BF16, 2, 5, ks[i], 1e-9);
       }
+}
+
+static void
+test_texel_groups (void)
+{
+  /* q8_0 / q4_0 with K % 256 == 0, and q4_K, are read 256 elements per texel group on the
+   * texel kernel for a vector (8 rows of b a workgroup; N is no multiple of that). test_dtypes
+   * covers q4_K and the f16 / bf16 texels; few pipelines here, as each is a long JIT compile
+   * on lavapipe. */
+  check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q8_0, 1, 37, 256, 1e-9);
+  check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q8_0, 1, 5, 768, 1e-9);
+  check_2d ("matvec-texel", AT_DTYPE_F16, AT_DTYPE_Q4_0, 1, 21, 512, 1e-6);
+  /* f32 rows that miss the 16-byte texels: word texels. */
+  check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_F32, 1, 37, 258, 1e-10);
 }
 
 static void
@@ -84,6 +115,8 @@ test_f16_activations (void)
 {
   for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
     {
+      if (is_other_matvec (paths[p]))
+        continue;
       check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_F32, 17, 67, 96, 1e-6);
       check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_F16, 70, 31, 288, 1e-6);
       check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_Q8_0, 3, 129, 96, 1e-6);
@@ -121,6 +154,8 @@ test_batched (void)
 
   for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
     {
+      if (is_other_matvec (paths[p]))
+        continue;
       check_batched (paths[p], AT_DTYPE_F32, 4, a4, 4, b4_gqa, "GQA 6/3");
       check_batched (paths[p], AT_DTYPE_Q8_0, 4, a4, 4, b4_gqa, "GQA 6/3");
       check_batched (paths[p], AT_DTYPE_F16, 4, a4, 4, b4_one, "b batch 1");
@@ -146,6 +181,8 @@ test_strided (void)
       const gint64 sv[] = { 13, 64 }, stv[] = { 128, 1 };
       AtTensor *q, *k, *qt, *kt, *x, *xv, *w;
 
+      if (is_other_matvec (paths[p]))
+        continue;
       g_setenv ("ATELIER_MATMUL_PATH", paths[p], TRUE);
       q = at_test_input (g, "q", AT_DTYPE_F32, 3, sq, -1, 1);
       k = at_test_input (g, "k", AT_DTYPE_F16, 3, sk, -1, 1);
@@ -173,13 +210,19 @@ test_chunked (void)
   if (at_test_device () == NULL)
     return;
   g_setenv ("ATELIER_MAX_BINDING_BYTES", "4096", TRUE);
+  g_setenv ("ATELIER_MAX_TEXEL_ELEMENTS", "1024", TRUE);
   for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
     {
       g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_F32, 3, 129, 96, 1e-10), >=, 10);
+      if (is_other_matvec (paths[p]))
+        continue;
       g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_Q8_0, 17, 129, 96, 1e-9), >=, 4);
       g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_Q6_K, 5, 67, 256, 1e-6), >, 3);
     }
+  /* Texel groups of q8_0 (rows of 272 bytes) split across views of 1024 words. */
+  g_assert_cmpuint (check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q8_0, 1, 129, 256, 1e-9), >=, 9);
   g_unsetenv ("ATELIER_MAX_BINDING_BYTES");
+  g_unsetenv ("ATELIER_MAX_TEXEL_ELEMENTS");
 }
 
 static void
@@ -254,6 +297,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/matmul/dtypes", test_dtypes);
   g_test_add_func ("/engine/matmul/odd-k", test_odd_k);
   g_test_add_func ("/engine/matmul/f16-activations", test_f16_activations);
+  g_test_add_func ("/engine/matmul/texel-groups", test_texel_groups);
   g_test_add_func ("/engine/matmul/batched", test_batched);
   g_test_add_func ("/engine/matmul/strided", test_strided);
   g_test_add_func ("/engine/matmul/chunked", test_chunked);

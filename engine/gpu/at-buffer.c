@@ -12,7 +12,7 @@ struct _AtBuffer
   AtDevice *device;
   VkBuffer buffer;
   VkDeviceMemory memory;
-  gsize size;
+  gsize size, vk_size;
   gpointer mapped;
   gboolean coherent;
 };
@@ -37,6 +37,9 @@ at_buffer_new (AtDevice *device, gsize size, AtBufferFlags flags, const char *wh
 
   /* Round to 16 bytes so shaders may read whole vec4 words at the end. */
   bi.size = (bi.size + 15) & ~(VkDeviceSize) 15;
+  if (at_buffer_texel_support (device, VK_FORMAT_R32_UINT, NULL, NULL)
+      || at_buffer_texel_support (device, VK_FORMAT_R32G32B32A32_UINT, NULL, NULL))
+    bi.usage |= VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT;
   doing = g_strdup_printf ("allocating %.1f MiB for %s", bi.size / 1048576.0, what ? what : "a buffer");
   if (bi.size > info->max_buffer_size)
     {
@@ -50,6 +53,7 @@ at_buffer_new (AtDevice *device, gsize size, AtBufferFlags flags, const char *wh
   self->ref_count = 1;
   self->device = device;
   self->size = size;
+  self->vk_size = bi.size;
   if (!at_vk_check (at_vk.vkCreateBuffer (dev, &bi, NULL, &self->buffer), doing, error))
     goto fail;
   at_vk.vkGetBufferMemoryRequirements (dev, self->buffer, &req);
@@ -136,6 +140,91 @@ gsize
 at_buffer_get_size (AtBuffer *self)
 {
   return self->size;
+}
+
+gsize
+at_buffer_get_vk_size (AtBuffer *self)
+{
+  return self->vk_size;
+}
+
+guint
+at_texel_format_size (VkFormat format)
+{
+  switch (format)
+    {
+    case VK_FORMAT_R32_UINT:
+    case VK_FORMAT_R32_SFLOAT:
+      return 4;
+    case VK_FORMAT_R32G32_UINT:
+    case VK_FORMAT_R32G32_SFLOAT:
+      return 8;
+    case VK_FORMAT_R32G32B32A32_UINT:
+    case VK_FORMAT_R32G32B32A32_SFLOAT:
+      return 16;
+    default:
+      return 0;
+    }
+}
+
+typedef struct
+{
+  VkPhysicalDevice physical;
+  VkFormat format;
+  gboolean supported;
+  guint64 max_elements, alignment;
+} TexelSupport;
+
+gboolean
+at_buffer_texel_support (AtDevice *device, VkFormat format, guint64 *max_bytes, guint64 *alignment)
+{
+  /* Per physical device and format, asked once (a process sees few of either). */
+  static GMutex lock;
+  static GArray *known;
+  VkPhysicalDevice pd = at_device_get_physical (device);
+  guint texel = at_texel_format_size (format);
+  const char *env = g_getenv ("ATELIER_MAX_TEXEL_ELEMENTS");
+  TexelSupport t = { pd, format, FALSE, 0, 0 };
+  gboolean found = FALSE;
+
+  if (texel == 0)
+    return FALSE;
+  g_mutex_lock (&lock);
+  if (known == NULL)
+    known = g_array_new (FALSE, FALSE, sizeof (TexelSupport));
+  for (guint i = 0; i < known->len && !found; i++)
+    if (g_array_index (known, TexelSupport, i).physical == pd
+        && g_array_index (known, TexelSupport, i).format == format)
+      {
+        t = g_array_index (known, TexelSupport, i);
+        found = TRUE;
+      }
+  if (!found)
+    {
+      VkFormatProperties fp;
+      VkPhysicalDeviceProperties props;
+
+      at_vk.vkGetPhysicalDeviceFormatProperties (pd, format, &fp);
+      at_vk.vkGetPhysicalDeviceProperties (pd, &props);
+      t.supported = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT) != 0
+                    && props.limits.maxTexelBufferElements > 0;
+      t.max_elements = props.limits.maxTexelBufferElements;
+      t.alignment = MAX (props.limits.minTexelBufferOffsetAlignment, texel);
+      /* Whole texels per aligned step (alignments are powers of two, so are texel sizes). */
+      if (t.alignment % texel != 0)
+        t.supported = FALSE;
+      g_array_append_val (known, t);
+    }
+  g_mutex_unlock (&lock);
+  if (!t.supported)
+    return FALSE;
+  if (env != NULL && *env != '\0')
+    t.max_elements = MIN (t.max_elements, MAX (g_ascii_strtoull (env, NULL, 10), 1));
+  if (max_bytes != NULL)
+    *max_bytes = t.max_elements * texel;
+  if (alignment != NULL)
+    *alignment = t.alignment;
+  return TRUE;
 }
 
 VkBuffer

@@ -28,6 +28,8 @@ void at_buffer_unref (AtBuffer *buffer);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtBuffer, at_buffer_unref)
 
 gsize at_buffer_get_size (AtBuffer *buffer);
+/* Bytes of the VkBuffer itself: the size rounded up to 16 (shaders may read whole vec4s). */
+gsize at_buffer_get_vk_size (AtBuffer *buffer);
 VkBuffer at_buffer_get_vk (AtBuffer *buffer);
 AtDevice *at_buffer_get_device (AtBuffer *buffer);
 /* NULL when the memory is not host-visible. */
@@ -41,6 +43,16 @@ gboolean at_buffer_download (AtBuffer *buffer, gsize offset, gpointer data, gsiz
                              GError **error);
 gboolean at_buffer_fill (AtBuffer *buffer, gsize offset, gsize size, guint32 value,
                          GError **error);
+
+/* Whether buffers of `device` can be read as uniform texel buffers of `format` (R32_UINT,
+ * R32G32B32A32_UINT, ...; every buffer gets that usage when the device supports either). On
+ * success `max_bytes` is the most one view may span (maxTexelBufferElements texels, or fewer with
+ * ATELIER_MAX_TEXEL_ELEMENTS, for tests) and `alignment` what its offset must be a multiple of
+ * (minTexelBufferOffsetAlignment, at least one texel). */
+gboolean at_buffer_texel_support (AtDevice *device, VkFormat format, guint64 *max_bytes,
+                                  guint64 *alignment);
+/* Bytes per texel of the formats above; 0 for others. */
+guint at_texel_format_size (VkFormat format);
 
 /* Flush / invalidate host writes and reads for memory that is not HOST_COHERENT. */
 void at_buffer_flush (AtBuffer *buffer, gsize offset, gsize size);

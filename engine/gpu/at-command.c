@@ -17,6 +17,14 @@ typedef struct
 
 typedef struct
 {
+  VkBuffer buffer;
+  gsize offset, range;
+  VkFormat format;
+  VkBufferView view;
+} TexelView;
+
+typedef struct
+{
   const char *label;
   guint n;
   double ms;
@@ -32,6 +40,7 @@ struct _AtCommand
   guint sets_in_pool;
   GPtrArray *keep;             /* AtBuffer refs the recording uses */
   GArray *accesses;            /* Access since the last barrier */
+  GArray *views;               /* TexelView the recording created */
   gboolean ended;
   guint n_dispatches;
 
@@ -96,6 +105,7 @@ at_command_new (AtDevice *device, GError **error)
   cmd->descriptor_pools = g_ptr_array_new ();
   cmd->keep = g_ptr_array_new_with_free_func ((GDestroyNotify) at_buffer_unref);
   cmd->accesses = g_array_new (FALSE, FALSE, sizeof (Access));
+  cmd->views = g_array_new (FALSE, FALSE, sizeof (TexelView));
   cmd->query_labels = g_ptr_array_new ();
   cmd->profile = g_array_new (FALSE, TRUE, sizeof (ProfileEntry));
   if (!at_vk_check (at_vk.vkCreateCommandPool (dev, &pi, NULL, &cmd->pool), "creating a command pool", error))
@@ -132,6 +142,8 @@ at_command_free (AtCommand *cmd)
   if (cmd == NULL)
     return;
   dev = at_device_get_vk (cmd->device);
+  for (guint i = 0; i < cmd->views->len; i++)
+    at_vk.vkDestroyBufferView (dev, g_array_index (cmd->views, TexelView, i).view, NULL);
   for (guint i = 0; i < cmd->descriptor_pools->len; i++)
     at_vk.vkDestroyDescriptorPool (dev, (VkDescriptorPool) g_ptr_array_index (cmd->descriptor_pools, i), NULL);
   if (cmd->queries != VK_NULL_HANDLE)
@@ -143,6 +155,7 @@ at_command_free (AtCommand *cmd)
   g_ptr_array_unref (cmd->descriptor_pools);
   g_ptr_array_unref (cmd->keep);
   g_array_unref (cmd->accesses);
+  g_array_unref (cmd->views);
   g_ptr_array_unref (cmd->query_labels);
   g_array_unref (cmd->profile);
   g_free (cmd);
@@ -183,12 +196,15 @@ allocate_set (AtCommand *cmd, AtPipeline *p, GError **error)
 
   if (cmd->descriptor_pools->len == 0 || cmd->sets_in_pool == SETS_PER_POOL)
     {
-      VkDescriptorPoolSize size = { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * AT_MAX_BINDINGS };
+      VkDescriptorPoolSize sizes[] = {
+        { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * AT_MAX_BINDINGS },
+        { VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL * AT_MAX_BINDINGS },
+      };
       VkDescriptorPoolCreateInfo pi = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
         .maxSets = SETS_PER_POOL,
-        .poolSizeCount = 1,
-        .pPoolSizes = &size,
+        .poolSizeCount = G_N_ELEMENTS (sizes),
+        .pPoolSizes = sizes,
       };
       VkDescriptorPool pool;
       if (!at_vk_check (at_vk.vkCreateDescriptorPool (dev, &pi, NULL, &pool), "creating a descriptor pool", error))
@@ -203,12 +219,72 @@ allocate_set (AtCommand *cmd, AtPipeline *p, GError **error)
   return set;
 }
 
+/* A view of the binding's range, made once per recording. */
+static VkBufferView
+texel_view (AtCommand *cmd, const AtBinding *b, GError **error)
+{
+  VkBufferViewCreateInfo vi = {
+    .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+    .buffer = at_buffer_get_vk (b->buffer),
+    .format = b->format,
+    .offset = b->offset,
+    .range = b->range,
+  };
+  TexelView t = { vi.buffer, b->offset, b->range, b->format, VK_NULL_HANDLE };
+
+  for (guint i = 0; i < cmd->views->len; i++)
+    {
+      const TexelView *v = &g_array_index (cmd->views, TexelView, i);
+      if (v->buffer == t.buffer && v->offset == t.offset && v->range == t.range && v->format == t.format)
+        return v->view;
+    }
+  if (!at_vk_check (at_vk.vkCreateBufferView (at_device_get_vk (cmd->device), &vi, NULL, &t.view),
+                    "creating a texel buffer view", error))
+    return VK_NULL_HANDLE;
+  g_array_append_val (cmd->views, t);
+  return t.view;
+}
+
+/* Whether a binding fits what the pipeline declares and the device's limits. */
+static gboolean
+check_binding (AtCommand *cmd, AtPipeline *p, const char *label, guint i, const AtBinding *b,
+               GError **error)
+{
+  const AtDeviceInfo *info = at_device_get_info (cmd->device);
+  gboolean texel = (p->texel_bindings >> i) & 1;
+  guint64 max_bytes = info->max_storage_buffer_range, alignment = info->min_storage_buffer_offset_alignment;
+  guint texel_size = at_texel_format_size (b->format);
+
+  if (texel != (b->format != VK_FORMAT_UNDEFINED) || (texel && b->write)
+      || (texel && !at_buffer_texel_support (cmd->device, b->format, &max_bytes, &alignment)))
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID,
+                   "%s: binding %u is a %s but the shader declares a %s", label, i,
+                   b->format == VK_FORMAT_UNDEFINED ? "storage buffer"
+                   : b->write ? "written texel buffer" : "texel buffer of an unsupported format",
+                   texel ? "uniform texel buffer" : "storage buffer");
+      return FALSE;
+    }
+  if (b->range > max_bytes || b->offset % alignment || (texel && b->range % texel_size)
+      || b->offset + MAX (b->range, 4) > at_buffer_get_vk_size (b->buffer))
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                   "%s: binding %u (%" G_GSIZE_FORMAT " bytes at %" G_GSIZE_FORMAT
+                   ") is misaligned or exceeds the device's %s range of %" G_GUINT64_FORMAT
+                   " bytes",
+                   label, i, b->range, b->offset, texel ? "texel buffer" : "storage", max_bytes);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 at_command_dispatch (AtCommand *cmd, AtPipeline *p, const char *label, const void *push,
                      const AtBinding *bindings, guint32 gx, guint32 gy, guint32 gz, GError **error)
 {
   const AtDeviceInfo *info = at_device_get_info (cmd->device);
   VkDescriptorBufferInfo bi[AT_MAX_BINDINGS];
+  VkBufferView views[AT_MAX_BINDINGS];
   VkWriteDescriptorSet writes[AT_MAX_BINDINGS];
   gboolean need_barrier = FALSE;
   VkDescriptorSet set;
@@ -228,16 +304,9 @@ at_command_dispatch (AtCommand *cmd, AtPipeline *p, const char *label, const voi
   for (guint i = 0; i < p->n_bindings; i++)
     {
       const AtBinding *b = &bindings[i];
-      if (b->range > info->max_storage_buffer_range || b->offset % info->min_storage_buffer_offset_alignment
-          || b->offset + b->range > at_buffer_get_size (b->buffer) + 15)
-        {
-          g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
-                       "%s: binding %u (%" G_GSIZE_FORMAT " bytes at %" G_GSIZE_FORMAT
-                       ") is misaligned or exceeds the device's storage range of %" G_GUINT64_FORMAT
-                       " bytes",
-                       label, i, b->range, b->offset, info->max_storage_buffer_range);
-          return FALSE;
-        }
+      if (!check_binding (cmd, p, label, i, b, error))
+        return FALSE;
+      /* Texel reads are shader reads: the same hazards as storage reads. */
       if (hazard (cmd, at_buffer_get_vk (b->buffer), b->offset, b->range, b->write))
         need_barrier = TRUE;
     }
@@ -255,6 +324,14 @@ at_command_dispatch (AtCommand *cmd, AtPipeline *p, const char *label, const voi
         .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
         .pBufferInfo = &bi[i],
       };
+      if (bindings[i].format != VK_FORMAT_UNDEFINED)
+        {
+          if ((views[i] = texel_view (cmd, &bindings[i], error)) == VK_NULL_HANDLE)
+            return FALSE;
+          writes[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
+          writes[i].pBufferInfo = NULL;
+          writes[i].pTexelBufferView = &views[i];
+        }
       g_ptr_array_add (cmd->keep, at_buffer_ref (bindings[i].buffer));
     }
   at_vk.vkUpdateDescriptorSets (at_device_get_vk (cmd->device), p->n_bindings, writes, 0, NULL);

@@ -20,12 +20,17 @@ G_BEGIN_DECLS
 
 typedef struct _AtCommand AtCommand;
 
+/* A storage buffer range, or with `format` set a uniform texel buffer view of it (read-only;
+ * the pipeline's texel_bindings bit says which the shader declares). The recording creates the
+ * views and destroys them with itself. */
 typedef struct
 {
   AtBuffer *buffer;
-  gsize offset;   /* bytes; a multiple of minStorageBufferOffsetAlignment */
-  gsize range;    /* bytes; at most maxStorageBufferRange */
+  gsize offset;   /* bytes; a multiple of minStorageBufferOffsetAlignment (texel: of the
+                     alignment at_buffer_texel_support gives) */
+  gsize range;    /* bytes; at most maxStorageBufferRange (texel: its max_bytes, whole texels) */
   gboolean write;
+  VkFormat format; /* VK_FORMAT_UNDEFINED (0): a storage buffer */
 } AtBinding;
 
 AtCommand *at_command_new (AtDevice *device, GError **error);

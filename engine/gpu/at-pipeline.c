@@ -26,6 +26,8 @@ pipeline_key (const AtPipelineDesc *d)
   GString *s = g_string_new (d->shader);
 
   g_string_append_printf (s, "/b%u/p%u", d->n_bindings, d->push_size);
+  if (d->texel_bindings != 0)
+    g_string_append_printf (s, "/t%x", d->texel_bindings);
   for (guint i = 0; i < d->n_spec; i++)
     g_string_append_printf (s, "/%08x", d->spec[i]);
   return g_string_free (s, FALSE);
@@ -85,6 +87,7 @@ create_pipeline (AtDevice *device, const AtPipelineDesc *d, const char *key, GEr
   p->key = g_strdup (key);
   p->n_bindings = d->n_bindings;
   p->push_size = d->push_size;
+  p->texel_bindings = d->texel_bindings;
   for (guint i = 0; i < 3; i++)
     p->local_size[i] = i < d->n_spec ? d->spec[i] : 1;
 
@@ -101,7 +104,8 @@ create_pipeline (AtDevice *device, const AtPipelineDesc *d, const char *key, GEr
   for (guint i = 0; i < d->n_bindings; i++)
     bindings[i] = (VkDescriptorSetLayoutBinding) {
       .binding = i,
-      .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+      .descriptorType = (d->texel_bindings >> i) & 1 ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                     : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
       .descriptorCount = 1,
       .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
     };
@@ -183,7 +187,8 @@ at_pipeline_get (AtDevice *device, const AtPipelineDesc *desc, GError **error)
   AtPipeline *p;
 
   if (desc->n_bindings > AT_MAX_BINDINGS || desc->n_spec > AT_MAX_SPEC_CONSTANTS
-      || desc->push_size % 4 != 0 || desc->push_size > info->max_push_constants_size)
+      || desc->push_size % 4 != 0 || desc->push_size > info->max_push_constants_size
+      || (desc->texel_bindings >> desc->n_bindings) != 0)
     {
       g_set_error (error, AT_ERROR, AT_ERROR_INVALID,
                    "Pipeline '%s': %u bindings, %u constants, %u push bytes exceed the limits",

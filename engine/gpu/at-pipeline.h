@@ -3,7 +3,8 @@
  * Every shader in shaders/ is compiled by glslc at build time and embedded in the engine as
  * the GResource /org/atelier/shaders/<name>.spv. A pipeline is that module with its
  * specialisation constants (ids 0, 1, 2 are the workgroup size; later ids are op variants),
- * `n_bindings` storage buffers at set 0, bindings 0..n-1, and one push-constant block.
+ * `n_bindings` buffers at set 0, bindings 0..n-1 (storage buffers, or uniform texel buffers
+ * where `texel_bindings` has their bit), and one push-constant block.
  * Pipelines are created once per device and key, kept by the device, and go through the
  * device's VkPipelineCache.
  */
@@ -25,6 +26,7 @@ typedef struct
   guint32 spec[AT_MAX_SPEC_CONSTANTS];    /* 4-byte values for constant_id 0..n_spec-1 */
   guint n_bindings;
   guint push_size;                        /* bytes, multiple of 4, at most 128 */
+  guint32 texel_bindings;                 /* bit i: binding i is a uniform texel buffer */
 } AtPipelineDesc;
 
 struct _AtPipeline
@@ -35,6 +37,7 @@ struct _AtPipeline
   VkDescriptorSetLayout set_layout;
   guint n_bindings;
   guint push_size;
+  guint32 texel_bindings;
   guint32 local_size[3];
 };
 

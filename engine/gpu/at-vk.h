@@ -28,6 +28,7 @@ G_BEGIN_DECLS
   X (vkGetPhysicalDeviceProperties2)                                                               \
   X (vkGetPhysicalDeviceFeatures2)                                                                 \
   X (vkGetPhysicalDeviceMemoryProperties)                                                          \
+  X (vkGetPhysicalDeviceFormatProperties)                                                          \
   X (vkGetPhysicalDeviceQueueFamilyProperties)                                                     \
   X (vkEnumerateDeviceExtensionProperties)                                                         \
   X (vkCreateDevice)                                                                               \
@@ -45,6 +46,8 @@ G_BEGIN_DECLS
   X (vkDeviceWaitIdle)                                                                             \
   X (vkCreateBuffer)                                                                               \
   X (vkDestroyBuffer)                                                                              \
+  X (vkCreateBufferView)                                                                           \
+  X (vkDestroyBufferView)                                                                          \
   X (vkGetBufferMemoryRequirements)                                                                \
   X (vkAllocateMemory)                                                                             \
   X (vkFreeMemory)                                                                                 \

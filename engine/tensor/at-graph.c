@@ -739,9 +739,37 @@ at_encoder_bind_range (AtEncoder *enc, const AtTensor *t, gsize first_byte, gsiz
   b.range = MIN (align_up (start - aligned + n_bytes, 16),
                  align_up (MAX (at_buffer_get_size (root->buffer), 16), 16) - aligned);
   b.write = write;
+  b.format = VK_FORMAT_UNDEFINED;
   if (elem_offset != NULL)
     *elem_offset = (guint32) ((start - aligned) / unit);
   return b;
+}
+
+gboolean
+at_encoder_bind_texel (AtEncoder *enc, const AtTensor *t, gsize first_byte, gsize n_bytes,
+                       VkFormat format, AtBinding *binding, guint32 *elem_offset, guint unit)
+{
+  AtTensor *root = storage_root (t);
+  guint64 max_bytes, alignment;
+  guint texel = at_texel_format_size (format);
+  gsize first, extent, start, aligned;
+
+  if (!at_buffer_texel_support (enc->graph->device, format, &max_bytes, &alignment))
+    return FALSE;
+  byte_span (t, &first, &extent);
+  if (n_bytes == 0)
+    n_bytes = extent - first_byte;
+  start = root->offset + first + first_byte;
+  aligned = start / alignment * alignment;
+  binding->buffer = root->buffer;
+  binding->offset = aligned;
+  binding->range = align_up (start - aligned + n_bytes, texel);
+  binding->write = FALSE;
+  binding->format = format;
+  if (elem_offset != NULL)
+    *elem_offset = (guint32) ((start - aligned) / unit);
+  return binding->range <= max_bytes
+         && binding->offset + binding->range <= at_buffer_get_vk_size (root->buffer);
 }
 
 AtBinding

@@ -151,9 +151,9 @@ AtBinding at_encoder_bind (AtEncoder *enc, const AtTensor *t, gboolean write, gu
 AtBinding at_encoder_bind_range (AtEncoder *enc, const AtTensor *t, gsize first_byte, gsize n_bytes,
                                  gboolean write, guint32 *elem_offset, guint unit);
 /* The same range as a read-only uniform texel buffer view of `format` (R32_UINT: words,
- * R32G32B32A32_UINT: 16-byte texels); the offset is aligned down and the range rounded up to
- * whole texels. FALSE (nothing to bind) when the device has no such views or the range exceeds
- * one view's limit: bind storage instead. */
+ * R32G32B32A32_UINT: 16-byte texels; `n_bytes` 0: to the end of t); the offset is aligned
+ * down and the range rounded up to whole texels. FALSE (nothing to bind) when the device has
+ * no such views or the range exceeds one view's limit: bind storage instead. */
 gboolean at_encoder_bind_texel (AtEncoder *enc, const AtTensor *t, gsize first_byte, gsize n_bytes,
                                 VkFormat format, AtBinding *binding, guint32 *elem_offset, guint unit);
 gboolean at_encoder_dispatch (AtEncoder *enc, const AtPipelineDesc *desc, const char *label,

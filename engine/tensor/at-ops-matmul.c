@@ -14,6 +14,11 @@
  *   load is a scalar loop over lanes: alignment fast paths are spec constants (A_VEC, B_VEC)
  *   chosen here, the K % 4 tail sits outside the main loops, and the matrix-vector kernel reads
  *   quantised weights 32 elements at a time (load_b32).
+ * - On CPU devices the matrix-vector kernel is the TEXEL variant (matvec_texel): a and b are
+ *   uniform texel buffers, whose fetches lavapipe gathers; each fetch still costs far more than
+ *   the arithmetic, so rows starting at 16 bytes are RGBA32UI views and q8_0 / q4_0 / q4_K are
+ *   read 256 elements (whole texels) per lane (GROUP). A view is limited to
+ *   maxTexelBufferElements texels: b is split as for storage ranges, by that limit.
  * - The reference accumulates in double; the GPU in float, in another order: compare by NMSE.
  */
 #include "at-ops-matmul.h"
@@ -24,6 +29,7 @@
 
 /* Matrix-vector: rows of b and of a per workgroup. */
 #define MV_ROWS 4
+#define MV_ROWS_TEXEL 8
 #define MV_M 4
 /* CPU GEMM: rows of a per workgroup, columns per lane. */
 #define CPU_TM 32
@@ -98,15 +104,21 @@ ref_matmul (const AtTensor *dst, const float *const *src, float *out)
 /* ---- encode ---- */
 
 static MatmulPath
-choose_path (AtEncoder *enc, guint32 M, gboolean *multi)
+choose_path (AtEncoder *enc, guint32 M, gboolean *multi, int *texel)
 {
   const char *force = g_getenv ("ATELIER_MATMUL_PATH");
 
   *multi = FALSE;
+  *texel = -1;
   if (force != NULL && *force != '\0')
     {
       if (strcmp (force, "matvec") == 0)
         return PATH_MATVEC;
+      if (strcmp (force, "matvec-texel") == 0 || strcmp (force, "matvec-storage") == 0)
+        {
+          *texel = strcmp (force, "matvec-texel") == 0;
+          return PATH_MATVEC;
+        }
       if (strcmp (force, "matvec-multi") == 0)
         {
           *multi = TRUE;
@@ -116,8 +128,8 @@ choose_path (AtEncoder *enc, guint32 M, gboolean *multi)
         return PATH_GEMM_CPU;
       if (strcmp (force, "gemm-gpu") == 0)
         return PATH_GEMM_GPU;
-      g_warning ("ATELIER_MATMUL_PATH=%s is none of matvec, matvec-multi, gemm-cpu, gemm-gpu; ignored",
-                 force);
+      g_warning ("ATELIER_MATMUL_PATH=%s is none of matvec, matvec-texel, matvec-storage, "
+                 "matvec-multi, gemm-cpu, gemm-gpu; ignored", force);
     }
   if (M <= MV_M)
     return PATH_MATVEC;
@@ -125,16 +137,34 @@ choose_path (AtEncoder *enc, guint32 M, gboolean *multi)
                                                                         : PATH_GEMM_GPU;
 }
 
-/* Bytes one binding may span: the device's limit, or less with ATELIER_MAX_BINDING_BYTES. */
+/* Bytes one binding of b may span: the device's limit, or less with ATELIER_MAX_BINDING_BYTES;
+ * a texel view's own limit (ATELIER_MAX_TEXEL_ELEMENTS lowers it) with `texel`. */
 static guint64
-max_binding_bytes (AtEncoder *enc)
+max_binding_bytes (AtEncoder *enc, gboolean texel, guint64 *alignment)
 {
   guint64 limit = at_encoder_get_info (enc)->max_storage_buffer_range;
   const char *env = g_getenv ("ATELIER_MAX_BINDING_BYTES");
 
+  *alignment = at_encoder_get_info (enc)->min_storage_buffer_offset_alignment;
+  if (texel)
+    {
+      at_buffer_texel_support (at_encoder_get_device (enc), VK_FORMAT_R32_UINT, &limit, alignment);
+      return limit;
+    }
   if (env != NULL && *env != '\0')
     limit = MIN (limit, g_ascii_strtoull (env, NULL, 10));
   return limit;
+}
+
+/* Whether the matrix-vector kernel reads a and b as texel buffers: on CPU devices (lavapipe
+ * gathers texels where it loops over lanes for storage loads) that have R32UI views; `force`
+ * (1 or 0; -1 none) from ATELIER_MATMUL_PATH=matvec-texel or matvec-storage. */
+static gboolean
+want_texel (AtEncoder *enc, int force)
+{
+  gboolean on = force >= 0 ? force : at_encoder_get_info (enc)->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+
+  return on && at_buffer_texel_support (at_encoder_get_device (enc), VK_FORMAT_R32_UINT, NULL, NULL);
 }
 
 /* Sizes and strides of d = a @ b^T for the shaders; `rb` gets the bytes of one row of b. */
@@ -168,21 +198,24 @@ fill_push (const AtTensor *dst, MatmulPush *push, gsize *rb)
 /* The kernel and its constants; `n_per`, `m_per`: rows of b and of a per workgroup. */
 static void
 pick_kernel (AtEncoder *enc, const AtTensor *dst, AtPipelineDesc *desc, const char **label,
-             guint64 *n_per, guint64 *m_per)
+             guint64 *n_per, guint64 *m_per, gboolean *texel)
 {
   const AtDeviceInfo *info = at_encoder_get_info (enc);
   const AtTensor *a = dst->src[0];
   guint32 M = a->ndim >= 2 ? (guint32) a->shape[a->ndim - 2] : 1;
   gboolean multi;
+  int force_texel;
 
-  *desc = (AtPipelineDesc) { NULL, 10, { 0 }, 3, sizeof (MatmulPush) };
+  *texel = FALSE;
+  *desc = (AtPipelineDesc) { NULL, 12, { 0 }, 3, sizeof (MatmulPush) };
   desc->spec[1] = desc->spec[2] = 1;
   desc->spec[3] = dst->src[1]->dtype;
   desc->spec[4] = a->dtype == AT_DTYPE_F16 ? 1 : 0;
-  switch (choose_path (enc, M, &multi))
+  switch (choose_path (enc, M, &multi, &force_texel))
     {
     case PATH_MATVEC:
       *label = desc->shader = "matvec";
+      *texel = want_texel (enc, force_texel);
       desc->spec[0] = info->subgroup_size;
       /* GPUs may run a workgroup of the reported subgroup size as several subgroups (Intel
        * picks SIMD8/16/32 per shader): fold across subgroups there. "matvec-multi" tests that
@@ -191,10 +224,13 @@ pick_kernel (AtEncoder *enc, const AtTensor *dst, AtPipelineDesc *desc, const ch
       if (multi)
         desc->spec[0] = MIN (4 * info->subgroup_size, 1024);
       desc->spec[5] = MV_ROWS;
+      /* Texel reads on lavapipe: more rows share each fetch of a vector (measured). */
+      if (*texel && M == 1)
+        desc->spec[5] = MV_ROWS_TEXEL;
+      *n_per = desc->spec[5];
       /* Rows of a per workgroup: one for a vector, else MV_M (rows past M are read again and
        * dropped); two variants keep the number of pipelines down. */
       desc->spec[6] = M == 1 ? 1 : MV_M;
-      *n_per = MV_ROWS;
       *m_per = desc->spec[6];
       break;
     case PATH_GEMM_CPU:
@@ -218,12 +254,13 @@ pick_kernel (AtEncoder *enc, const AtTensor *dst, AtPipelineDesc *desc, const ch
 /* Rows of b per dispatch: all of them, or as many as fit one binding (unbatched b only);
  * 0 (and an error) when not even one row fits. */
 static guint64
-chunk_rows (AtEncoder *enc, const AtTensor *b, gsize rb, gsize sbn, guint64 n_per, GError **error)
+chunk_rows (AtEncoder *enc, const AtTensor *b, gsize rb, gsize sbn, guint64 n_per, gboolean texel,
+            GError **error)
 {
-  guint64 limit = max_binding_bytes (enc), N = (guint64) b->shape[b->ndim - 2];
+  guint64 alignment, limit = max_binding_bytes (enc, texel, &alignment), N = (guint64) b->shape[b->ndim - 2];
   gboolean batched = (guint64) (at_tensor_numel (b) / b->shape[b->ndim - 1]) > N;
-  /* Slack for the binding's alignment and rounding (at_encoder_bind_range). */
-  guint64 slack = at_encoder_get_info (enc)->min_storage_buffer_offset_alignment + 4;
+  /* Slack for the binding's alignment and rounding (at_encoder_bind_range, _texel). */
+  guint64 slack = alignment + 4;
   guint64 rows;
 
   if (batched || (N - 1) * sbn + rb + slack <= limit)
@@ -248,24 +285,45 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
   /* d is [..., M, N] with at least 2 dimensions (b has them). */
   guint64 n_batch = (guint64) (at_tensor_numel (dst) / dst->shape[dst->ndim - 1] / dst->shape[dst->ndim - 2]);
   guint64 per_chunk, n_per, m_per;
+  const AtDtypeInfo *binfo = at_dtype_info (b->dtype);
   MatmulPush push = { 0 };
   AtPipelineDesc desc;
   AtBinding bind[3];
   const char *label;
+  gboolean texel;
   gsize rb;
 
   fill_push (dst, &push, &rb);
-  pick_kernel (enc, dst, &desc, &label, &n_per, &m_per);
+  pick_kernel (enc, dst, &desc, &label, &n_per, &m_per, &texel);
   if (n_batch > at_encoder_get_info (enc)->max_workgroup_count[2])
     {
       g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
                    "matmul: %" G_GUINT64_FORMAT " batches exceed the device's grid", n_batch);
       return FALSE;
     }
-  if ((per_chunk = chunk_rows (enc, b, rb, push.sbn, n_per, error)) == 0)
-    return FALSE;
-  bind[0] = at_encoder_bind (enc, a, FALSE, &push.oa, a->dtype == AT_DTYPE_F16 ? 2 : 4);
   bind[2] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
+  if (texel)
+    {
+      /* a as RGBA32UI where every row of f32 a starts at a texel, else R32UI; a batched b must
+       * fit one view (it cannot be split). Failing either, the storage kernel. */
+      guint unit = a->dtype == AT_DTYPE_F16 ? 2 : 4;
+      texel = a->dtype == AT_DTYPE_F32
+              && at_encoder_bind_texel (enc, a, 0, 0, VK_FORMAT_R32G32B32A32_UINT, &bind[0], &push.oa, unit)
+              && (push.oa | push.sam | push.sa0 | push.sa1) % 4 == 0;
+      if (!texel)
+        texel = at_encoder_bind_texel (enc, a, 0, 0, VK_FORMAT_R32_UINT, &bind[0], &push.oa, unit);
+      if (texel && (guint64) (at_tensor_numel (b) / b->shape[b->ndim - 1]) > push.N)
+        texel = at_encoder_bind_texel (enc, b, 0, 0, VK_FORMAT_R32_UINT, &bind[1], &push.ob, 1);
+    }
+  if (texel)
+    {
+      desc.shader = "matvec_texel";
+      desc.texel_bindings = 0x3;
+    }
+  else
+    bind[0] = at_encoder_bind (enc, a, FALSE, &push.oa, a->dtype == AT_DTYPE_F16 ? 2 : 4);
+  if ((per_chunk = chunk_rows (enc, b, rb, push.sbn, n_per, texel, error)) == 0)
+    return FALSE;
   /* Vector loads where every row of a starts aligned: 4 f32 elements, or 2 halves. */
   desc.spec[7] = (push.oa | push.sam | push.sa0 | push.sa1) % (a->dtype == AT_DTYPE_F16 ? 2 : 4) == 0;
   for (guint64 n0 = 0; n0 < push.N; n0 += per_chunk)
@@ -274,14 +332,39 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
 
       push.n0 = (guint32) n0;
       push.nrows = (guint32) rows;
-      if (rows == push.N)
+      if (texel)
+        {
+          gsize first = n0 * push.sbn, n = rows == push.N ? 0 : (rows - 1) * push.sbn + rb;
+
+          /* Rows that start at 16 bytes are read as RGBA32UI texels (B_RGBA): fewer fetches,
+           * the main cost on lavapipe. Plain types, and (GROUP) q8_0 / q4_0 in groups of 8
+           * blocks, q4_K super-blocks. */
+          if (!(!binfo->quantized || b->dtype == AT_DTYPE_Q4_K
+                || ((b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0) && push.K % 256 == 0))
+              || !at_encoder_bind_texel (enc, b, first, n, VK_FORMAT_R32G32B32A32_UINT, &bind[1], &push.ob, 1)
+              || (push.ob | push.sbn | push.sb0 | push.sb1) % 16 != 0)
+            bind[1].format = VK_FORMAT_UNDEFINED;
+          /* Checked above for a batched b; chunks fit by chunk_rows. */
+          if (bind[1].format == VK_FORMAT_UNDEFINED
+              && !at_encoder_bind_texel (enc, b, first, n, VK_FORMAT_R32_UINT, &bind[1], &push.ob, 1))
+            {
+              g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED, "matmul: %s does not fit a texel view",
+                           b->name);
+              return FALSE;
+            }
+        }
+      else if (rows == push.N)
         bind[1] = at_encoder_bind (enc, b, FALSE, &push.ob, 1);
       else
         bind[1] = at_encoder_bind_range (enc, b, n0 * push.sbn, (rows - 1) * push.sbn + rb, FALSE,
                                          &push.ob, 1);
       /* Vector loads of plain b where every row starts 16 (f32) or 8 (f16, bf16) bytes aligned. */
-      desc.spec[8] = !at_dtype_info (b->dtype)->quantized
+      desc.spec[8] = !binfo->quantized
                      && (push.ob | push.sbn | push.sb0 | push.sb1) % (b->dtype == AT_DTYPE_F32 ? 16 : 8) == 0;
+      desc.spec[11] = texel && bind[1].format == VK_FORMAT_R32G32B32A32_UINT;
+      /* GROUP for quantised b only for a vector (token generation): its unrolled code is a
+       * long JIT compile, not worth it for the rarer M = 2..4. */
+      desc.spec[10] = desc.spec[11] && (binfo->quantized ? push.M == 1 : b->dtype != AT_DTYPE_F32 && push.K % 8 == 0);
       if (!at_encoder_dispatch (enc, &desc, label, &push, bind, (guint32) ((rows + n_per - 1) / n_per),
                                 (guint32) ((push.M + m_per - 1) / m_per), (guint32) n_batch, error))
         return FALSE;
