@@ -39,6 +39,12 @@ test_get_rows (void)
   check_get_rows (AT_DTYPE_BF16, 7, 1, 9, FALSE);
   check_get_rows (AT_DTYPE_F32, 1, 1, 1, FALSE);
   check_get_rows (AT_DTYPE_F16, 31, 8, 40, TRUE);
+  /* The GGUF block types, as an LLM's embedding table is stored. */
+  for (AtDtype t = AT_DTYPE_Q8_0; t < AT_N_DTYPES; t++)
+    {
+      gint64 block = at_dtype_info (t)->block_size;
+      check_get_rows (t, 37, block * (block == 32 ? 3 : 2), 19, t == AT_DTYPE_Q4_K);
+    }
 }
 
 /* Lower the binding limit so a small table is read in several chunks, as a large embedding
@@ -49,6 +55,8 @@ test_get_rows_chunked (void)
   g_setenv ("ATELIER_MAX_BINDING_BYTES", "1000", TRUE);
   check_get_rows (AT_DTYPE_F32, 200, 17, 64, TRUE);  /* 68-byte rows: 11 chunks */
   check_get_rows (AT_DTYPE_F16, 301, 33, 100, FALSE);
+  check_get_rows (AT_DTYPE_Q6_K, 40, 512, 30, TRUE);  /* 420-byte rows: 2 a chunk */
+  check_get_rows (AT_DTYPE_Q8_0, 50, 64, 30, FALSE);
   g_unsetenv ("ATELIER_MAX_BINDING_BYTES");
 }
 

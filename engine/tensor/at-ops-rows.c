@@ -49,12 +49,17 @@ static gboolean
 encode_get_rows (AtEncoder *enc, AtTensor *dst, GError **error)
 {
   AtTensor *table = dst->src[0], *ids = dst->src[1];
-  const char *shader = table->dtype == AT_DTYPE_F16    ? "get_rows_f16"
+  gboolean quantized = at_dtype_info (table->dtype)->quantized;
+  const char *shader = quantized                       ? "get_rows_q"
+                       : table->dtype == AT_DTYPE_F16  ? "get_rows_f16"
                        : table->dtype == AT_DTYPE_BF16 ? "get_rows_bf16"
                                                        : "get_rows_f32";
-  AtPipelineDesc desc = { shader, 3, { WG, 1, 1 }, 3, sizeof (GetRowsPush) };
-  guint unit = at_dtype_info (table->dtype)->type_size;
-  gsize row_bytes = (gsize) table->shape[1] * unit;
+  AtPipelineDesc desc = { shader, 4, { WG, 1, 1, table->dtype }, 3, sizeof (GetRowsPush) };
+  /* Offsets in elements for plain tables; in halves (2 bytes) for block-quantised ones, whose
+   * blocks are only 2-byte aligned. Quantised rows are written 4 elements an invocation. */
+  guint unit = quantized ? 2 : at_dtype_info (table->dtype)->type_size;
+  gsize row_bytes = at_dtype_row_bytes (table->dtype, table->shape[1]);
+  guint64 n_inv = (guint64) dst->shape[0] * dst->shape[1] / (quantized ? 4 : 1);
   /* Whole rows per chunk, leaving room for the alignment slack of the binding. */
   gsize rows_per_chunk = (max_binding (enc) - 256) / row_bytes;
   GetRowsPush push = { 0 };
@@ -72,7 +77,17 @@ encode_get_rows (AtEncoder *enc, AtTensor *dst, GError **error)
   push.n_rows = (guint32) table->shape[0];
   b[1] = at_encoder_bind (enc, ids, FALSE, &push.oi, 4);
   b[2] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
-  at_encoder_grid (enc, ((guint64) push.n_ids * push.dim + WG - 1) / WG, &gx, &gy);
+  if (quantized)
+    {
+      if (push.od % 4 != 0)
+        {
+          g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                       "get_rows: the output of a quantised table must start 16-byte aligned");
+          return FALSE;
+        }
+      push.od /= 4; /* in vec4s */
+    }
+  at_encoder_grid (enc, (n_inv + WG - 1) / WG, &gx, &gy);
   for (gint64 r0 = 0; r0 < table->shape[0]; r0 += (gint64) rows_per_chunk)
     {
       gint64 r1 = MIN (table->shape[0], r0 + (gint64) rows_per_chunk);
@@ -101,9 +116,9 @@ at_get_rows (AtGraph *g, AtTensor *table, AtTensor *ids)
       g_autofree char *dt = at_tensor_describe (table), *di = at_tensor_describe (ids);
       return at_graph_fail (g, "get_rows", "needs a 2-d table and 1-d i32 ids, not %s and %s", dt, di);
     }
-  if (table->dtype != AT_DTYPE_F32 && table->dtype != AT_DTYPE_F16 && table->dtype != AT_DTYPE_BF16)
-    return at_graph_fail (g, "get_rows", "%s tables are not supported yet (f32, f16, bf16)",
-                          at_dtype_name (table->dtype));
+  if (table->dtype == AT_DTYPE_I32)
+    return at_graph_fail (g, "get_rows", "i32 tables are not supported (f32, f16, bf16 and the "
+                          "GGUF block types are)");
   if (!at_tensor_is_contiguous (table) || !at_tensor_is_contiguous (ids))
     return at_graph_fail (g, "get_rows", "table and ids must be contiguous");
   shape[0] = ids->shape[0];

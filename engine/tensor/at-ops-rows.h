@@ -5,7 +5,8 @@
 
 G_BEGIN_DECLS
 
-/* table [V, D] (f32, f16 or bf16), ids i32 [n] -> [n, D] f32: row ids[i] of the table; an id
+/* table [V, D] (f32, f16, bf16 or a GGUF block type: an LLM's embedding table as stored), ids
+ * i32 [n] -> [n, D] f32: row ids[i] of the table; an id
  * outside [0, V) gives a row of zeros (never a read outside the table). Tables larger than the
  * device's storage range are read in chunks, one dispatch each. */
 AtTensor *at_get_rows (AtGraph *g, AtTensor *table, AtTensor *ids);
