@@ -226,18 +226,6 @@ test_chunked (void)
 }
 
 static void
-expect_error (AtGraph *g, AtTensor *y, const char *fragment)
-{
-  g_autoptr (GError) error = NULL;
-
-  g_assert_null (y);
-  g_assert_false (at_graph_check (g, &error));
-  g_assert_error (error, AT_ERROR, AT_ERROR_SHAPE);
-  if (strstr (error->message, fragment) == NULL)
-    g_error ("expected '%s' in: %s", fragment, error->message);
-}
-
-static void
 test_errors (void)
 {
   AtDevice *dev = at_test_device ();
@@ -249,7 +237,7 @@ test_errors (void)
     g_autoptr (AtGraph) g = at_graph_new (dev);
     AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, s364);
     AtTensor *b = at_graph_input (g, "b", AT_DTYPE_F32, 2, s532);
-    expect_error (g, at_matmul (g, a, b), "K differs");
+    at_test_expect_error (g, at_matmul (g, a, b), "K differs");
     /* Ops after a failure return NULL. */
     g_assert_null (at_matmul (g, NULL, b));
   }
@@ -261,32 +249,32 @@ test_errors (void)
     AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, (gint64[]){ 3, 320 });
     AtTensor *w8 = at_graph_weight (g, "w8", AT_DTYPE_Q8_0, 2, (gint64[]){ 5, 320 }, buf, 0);
     g_assert_nonnull (at_matmul (g, a, w8));
-    expect_error (g, at_graph_weight (g, "wk", AT_DTYPE_Q4_K, 2, (gint64[]){ 5, 320 }, buf, 0),
+    at_test_expect_error (g, at_graph_weight (g, "wk", AT_DTYPE_Q4_K, 2, (gint64[]){ 5, 320 }, buf, 0),
                   "not a multiple of the q4_K block size");
   }
   {
     g_autoptr (AtGraph) g = at_graph_new (dev);
     AtTensor *a = at_test_weight (g, "aq", AT_DTYPE_Q8_0, 2, s364, -1, 1);
     AtTensor *b = at_test_weight (g, "w", AT_DTYPE_Q8_0, 2, s564, -1, 1);
-    expect_error (g, at_matmul (g, a, b), "a must be f32 or f16");
+    at_test_expect_error (g, at_matmul (g, a, b), "a must be f32 or f16");
   }
   {
     g_autoptr (AtGraph) g = at_graph_new (dev);
     AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, (gint64[]){ 64, 3 });
     AtTensor *b = at_graph_input (g, "b", AT_DTYPE_F32, 2, s564);
-    expect_error (g, at_matmul (g, at_transpose (g, a, 0, 1), b), "K must be contiguous");
+    at_test_expect_error (g, at_matmul (g, at_transpose (g, a, 0, 1), b), "K must be contiguous");
   }
   {
     g_autoptr (AtGraph) g = at_graph_new (dev);
     AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 3, (gint64[]){ 4, 3, 64 });
     AtTensor *b = at_graph_input (g, "b", AT_DTYPE_F32, 3, (gint64[]){ 3, 5, 64 });
-    expect_error (g, at_matmul (g, a, b), "do not broadcast");
+    at_test_expect_error (g, at_matmul (g, a, b), "do not broadcast");
   }
   {
     g_autoptr (AtGraph) g = at_graph_new (dev);
     AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, s364);
     AtTensor *b = at_graph_input (g, "b", AT_DTYPE_I32, 2, s564);
-    expect_error (g, at_matmul (g, a, b), "unsupported weight type");
+    at_test_expect_error (g, at_matmul (g, a, b), "unsupported weight type");
   }
 }
 
