@@ -734,10 +734,9 @@ at_encoder_bind_range (AtEncoder *enc, const AtTensor *t, gsize first_byte, gsiz
   b.buffer = root->buffer;
   b.offset = aligned;
   /* Whole 16-byte words: shaders read vec4 / uvec4, and a robust driver (NVIDIA) returns zeros
-   * for a vector that straddles the end of the bound range. at_buffer_new rounds every
-   * allocation up to 16 bytes (at least 16), so this stays inside the VkBuffer. */
-  b.range = MIN (align_up (start - aligned + n_bytes, 16),
-                 align_up (MAX (at_buffer_get_size (root->buffer), 16), 16) - aligned);
+   * for a vector that straddles the end of the bound range. Every VkBuffer is a multiple of
+   * 16 bytes, so this stays inside it. */
+  b.range = MIN (align_up (start - aligned + n_bytes, 16), at_buffer_get_vk_size (root->buffer) - aligned);
   b.write = write;
   b.format = VK_FORMAT_UNDEFINED;
   if (elem_offset != NULL)
