@@ -57,19 +57,26 @@ typedef struct
   gint64 b, hq, hkv, lq, lk, d;
 } Dims;
 
+/* The dimensions of q and k (read as 4-d). */
 static void
-get_dims (const AtTensor *dst, Dims *s)
+dims_of (const AtTensor *q, const AtTensor *k, Dims *s)
 {
   gint64 qs[4], ks[4], st[4];
 
-  at_tensor_shape4 (dst->src[0], qs, st);
-  at_tensor_shape4 (dst->src[1], ks, st);
+  at_tensor_shape4 (q, qs, st);
+  at_tensor_shape4 (k, ks, st);
   s->b = qs[0];
   s->hq = qs[1];
   s->lq = qs[2];
   s->d = qs[3];
   s->hkv = ks[1];
   s->lk = ks[2];
+}
+
+static void
+get_dims (const AtTensor *dst, Dims *s)
+{
+  dims_of (dst->src[0], dst->src[1], s);
 }
 
 static gint64
@@ -393,12 +400,7 @@ check_sources (AtGraph *g, AtTensor *q, AtTensor *k, AtTensor *v, AtTensor *mask
     return fail_shapes (g, "batch B of q and k differs", q, k);
   if (qs[1] % ks[1] != 0)
     return fail_shapes (g, "query heads Hq are not a multiple of kv heads Hkv", q, k);
-  n->b = qs[0];
-  n->hq = qs[1];
-  n->lq = qs[2];
-  n->d = qs[3];
-  n->hkv = ks[1];
-  n->lk = ks[2];
+  dims_of (q, k, n);
   if (n->b * n->lq * n->hq * (n->d + 2) * MAX_SPLITS > G_MAXUINT32)
     return fail_shapes (g, "the output has too many elements", q, NULL);
   if (n->b * n->hkv > MAX_GROUPS)
