@@ -20,3 +20,8 @@
 #include "tensor/at-ops-attention.h"
 /* -- rows headers -- */
 #include "tensor/at-ops-rows.h"
+#include "formats/at-file-tensors.h"
+/* -- gguf headers -- */
+/* -- safetensors headers -- */
+/* -- torch headers -- */
+/* -- model headers -- */

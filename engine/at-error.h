@@ -27,6 +27,7 @@ typedef enum
   AT_ERROR_UNSUPPORTED,       /* valid, but not supported on this device or dtype */
   AT_ERROR_INVALID,           /* a bad argument from the caller */
   AT_ERROR_CANCELLED,
+  AT_ERROR_BAD_FILE,           /* a file that is truncated, corrupt, hostile or not what it claims */
 } AtErrorCode;
 
 GQuark at_error_quark (void);
