@@ -1,7 +1,10 @@
 /* at-test-util.c: helpers shared by the engine tests. */
 #include "at-test-util.h"
 
+#include <glib/gstdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 typedef struct
 {
@@ -23,6 +26,106 @@ at_test_device (void)
     g_error ("ATELIER_REQUIRE_VULKAN=1 but no Vulkan device: %s", error->message);
   g_test_skip_printf ("no Vulkan device: %s", error->message);
   return NULL;
+}
+
+static gboolean
+require_shared (void)
+{
+  return g_strcmp0 (g_getenv ("ATELIER_REQUIRE_SHARED"), "1") == 0;
+}
+
+char *
+at_test_shared_path (const char *relative)
+{
+  const char *srcdir = g_getenv ("G_TEST_SRCDIR"); /* tests/ */
+  g_autofree char *path = NULL;
+
+  if (srcdir == NULL)
+    srcdir = ".";
+  path = g_build_filename (srcdir, "..", "..", "shared", "data", relative, NULL);
+  if (g_file_test (path, G_FILE_TEST_EXISTS))
+    return g_steal_pointer (&path);
+  if (require_shared ())
+    g_error ("ATELIER_REQUIRE_SHARED=1 but %s is missing", path);
+  g_test_skip_printf ("%s is missing (../shared/data beside the source tree)", path);
+  return NULL;
+}
+
+gboolean
+at_test_run_ref_tool (const char *script, const char *const *args)
+{
+  const char *srcdir = g_getenv ("G_TEST_SRCDIR");
+  g_autofree char *path = g_build_filename (srcdir != NULL ? srcdir : ".", "..", "tools", "ref", script, NULL);
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree char *out = NULL, *err = NULL;
+  int status;
+
+  if (!g_file_test ("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE))
+    {
+      if (require_shared ())
+        g_error ("ATELIER_REQUIRE_SHARED=1 but /usr/bin/python3 is missing");
+      g_test_skip ("no /usr/bin/python3");
+      return FALSE;
+    }
+  g_ptr_array_add (argv, (gpointer) "/usr/bin/python3");
+  g_ptr_array_add (argv, path);
+  for (guint i = 0; args != NULL && args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, &error))
+    g_error ("%s: %s", path, error->message);
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 77)
+    {
+      if (require_shared ())
+        g_error ("ATELIER_REQUIRE_SHARED=1 but %s cannot run: %s", script, err);
+      g_test_skip_printf ("%s cannot run here: %s", script, err);
+      return FALSE;
+    }
+  if (!g_spawn_check_wait_status (status, &error))
+    g_error ("%s failed (%s):\n%s%s", script, error->message, out, err);
+  return TRUE;
+}
+
+static char *tmpdir;
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        remove_tree (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}
+
+static void
+remove_tmpdir (void)
+{
+  if (tmpdir != NULL)
+    remove_tree (tmpdir);
+}
+
+const char *
+at_test_tmpdir (void)
+{
+  if (tmpdir == NULL)
+    {
+      g_autoptr (GError) error = NULL;
+
+      tmpdir = g_dir_make_tmp ("atelier-test-XXXXXX", &error);
+      g_assert_no_error (error);
+      atexit (remove_tmpdir);
+    }
+  return tmpdir;
 }
 
 void

@@ -10,6 +10,19 @@ G_BEGIN_DECLS
  * as in CI, where lavapipe must be present). */
 AtDevice *at_test_device (void);
 
+/* The path of `relative` inside ../shared/data (beside the source tree), or NULL after
+ * g_test_skip() when it is absent (g_error() when ATELIER_REQUIRE_SHARED=1, as in CI). */
+char *at_test_shared_path (const char *relative);
+
+/* Runs Debian's /usr/bin/python3 (which has python3-torch / numpy) on tools/ref/`script` with
+ * `args` (NULL-terminated). Returns FALSE after g_test_skip() when that interpreter or a module
+ * it needs is missing (exit status 77), g_error() then when ATELIER_REQUIRE_SHARED=1; fails the
+ * test on any other error. */
+gboolean at_test_run_ref_tool (const char *script, const char *const *args);
+
+/* A fresh temporary folder for the test's files (removed at exit). */
+const char *at_test_tmpdir (void);
+
 /* Uniform in [lo, hi) from the test's random generator (seeded by g_test's --seed). */
 void at_test_fill (float *x, gsize n, float lo, float hi);
 
