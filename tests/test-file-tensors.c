@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "at-engine.h"
+#include "at-test-util.h"
 
 static void
 test_add_checks (void)
@@ -165,6 +165,60 @@ test_q3_k (void)
     }
 }
 
+/* Upload converts on the way: a strided f64 view and i64 land as contiguous f32 / i32, f16 as
+ * is; what comes back from the device equals at_tensor_set_read_f32 (itself checked above). */
+static void
+test_upload (void)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtTensorSet) set = at_tensor_set_new ("t.bin");
+  g_autoptr (GError) error = NULL;
+  static const double f64[6] = { 0.5, -1, 2, 3.25, 4, 1e-3 };
+  static const gint64 i64[3] = { 7, -8, G_MAXINT32 }, big[1] = { G_GINT64_CONSTANT (1) << 33 };
+  static const guint16 f16[3] = { 0x3c00, 0xc000, 0x3800 };
+  const gint64 shape23[2] = { 3, 2 }, stride23[2] = { 1, 3 }, three[1] = { 3 }, one[1] = { 1 };
+  AtTensorEntry *a, *b, *c, *d;
+
+  if (dev == NULL)
+    return;
+  a = at_tensor_set_add (set, "a", 1, AT_FILE_DTYPE_F64, 2, shape23, stride23, &error);
+  b = at_tensor_set_add (set, "b", 1, AT_FILE_DTYPE_I64, 1, three, NULL, &error);
+  c = at_tensor_set_add (set, "c", 1, AT_FILE_DTYPE_F16, 1, three, NULL, &error);
+  d = at_tensor_set_add (set, "d", 1, AT_FILE_DTYPE_I64, 1, one, NULL, &error);
+  g_assert_no_error (error);
+  a->data = (const guint8 *) f64;
+  b->data = (const guint8 *) i64;
+  c->data = (const guint8 *) f16;
+  d->data = (const guint8 *) big;
+  g_assert_cmpuint (at_tensor_entry_upload_size (a), ==, 24);
+  g_assert_cmpuint (at_tensor_entry_upload_size (b), ==, 12);
+  g_assert_cmpuint (at_tensor_entry_upload_size (c), ==, 6);
+  {
+    g_autoptr (AtBuffer) buf = at_buffer_new (dev, 64, AT_BUFFER_DEVICE, "upload test", &error);
+    float got[6], want[6];
+    gint32 ints[3];
+    guint16 halves[3];
+
+    g_assert_no_error (error);
+    g_assert_true (at_tensor_set_upload (set, a, buf, 0, &error));
+    g_assert_true (at_tensor_set_upload (set, b, buf, 24, &error));
+    g_assert_true (at_tensor_set_upload (set, c, buf, 36, &error));
+    g_assert_no_error (error);
+    g_assert_true (at_buffer_download (buf, 0, got, sizeof got, &error));
+    g_assert_true (at_buffer_download (buf, 24, ints, sizeof ints, &error));
+    g_assert_true (at_buffer_download (buf, 36, halves, sizeof halves, &error));
+    g_assert_true (at_tensor_set_read_f32 (set, a, want, &error));
+    g_assert_cmpmem (got, sizeof got, want, sizeof want);
+    g_assert_cmpint (ints[0], ==, 7);
+    g_assert_cmpint (ints[1], ==, -8);
+    g_assert_cmpint (ints[2], ==, G_MAXINT32);
+    g_assert_cmpmem (halves, sizeof halves, f16, sizeof f16);
+    g_assert_false (at_tensor_set_upload (set, d, buf, 48, &error));
+    g_assert_error (error, AT_ERROR, AT_ERROR_BAD_FILE);
+    g_assert_nonnull (strstr (error->message, "32-bit range"));
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -174,5 +228,6 @@ main (int argc, char **argv)
   g_test_add_func ("/formats/tensors/small-types", test_small_types);
   g_test_add_func ("/formats/tensors/q2_k", test_q2_k);
   g_test_add_func ("/formats/tensors/q3_k", test_q3_k);
+  g_test_add_func ("/formats/tensors/upload", test_upload);
   return g_test_run ();
 }

@@ -581,6 +581,126 @@ at_tensor_set_read_f32 (AtTensorSet *set, const AtTensorEntry *entry, float *dst
   return TRUE;
 }
 
+gsize
+at_tensor_entry_upload_size (const AtTensorEntry *entry)
+{
+  AtDtype dtype = at_file_dtype_upload_dtype (entry->dtype);
+
+  return at_dtype_row_bytes (dtype, entry->numel);
+}
+
+/* Element `n` (row-major over the shape) of `entry` as its byte offset in the span. */
+static guint64
+element_offset (const AtTensorEntry *entry, gint64 n)
+{
+  guint64 off = 0;
+
+  for (int d = entry->ndim - 1; d >= 0; d--)
+    {
+      off += (guint64) (n % entry->shape[d]) * (guint64) entry->stride[d];
+      n /= entry->shape[d];
+    }
+  return off * file_dtypes[entry->dtype].type_size;
+}
+
+#define UPLOAD_CHUNK (4u << 20) /* elements converted at a time */
+
+gboolean
+at_tensor_set_upload (AtTensorSet *set, const AtTensorEntry *entry, AtBuffer *buffer, gsize offset,
+                      GError **error)
+{
+  const AtFileDtypeInfo *info = &file_dtypes[entry->dtype];
+  AtDtype target = at_file_dtype_upload_dtype (entry->dtype);
+  gsize esize = at_dtype_info (target)->type_size; /* plain targets only below */
+  gboolean contiguous = at_tensor_entry_is_contiguous (entry);
+  g_autofree guint8 *span = NULL;
+  g_autofree guint8 *out = NULL;
+  const guint8 *bytes = entry->data;
+
+  if (entry->numel == 0)
+    return TRUE;
+  /* The engine's own dtype, contiguous: one copy from the mapping into the buffer. */
+  if (info->engine_dtype != AT_N_DTYPES && contiguous)
+    {
+      if (bytes != NULL)
+        return at_buffer_upload (buffer, offset, bytes, entry->nbytes, error);
+      span = g_try_malloc (entry->nbytes);
+      if (span == NULL)
+        goto oom;
+      return at_tensor_set_read (set, entry, 0, span, entry->nbytes, error)
+             && at_buffer_upload (buffer, offset, span, entry->nbytes, error);
+    }
+  /* Everything else goes element by element: the span read once when not mapped. */
+  if (bytes == NULL)
+    {
+      span = g_try_malloc (entry->nbytes);
+      if (span == NULL)
+        goto oom;
+      if (!at_tensor_set_read (set, entry, 0, span, entry->nbytes, error))
+        return FALSE;
+      bytes = span;
+    }
+  if (info->block_size > 1)
+    {
+      /* Q2_K / Q3_K (always contiguous): whole blocks to f32. */
+      gint64 chunk = UPLOAD_CHUNK / 256 * 256;
+
+      out = g_try_malloc ((gsize) MIN (chunk, entry->numel) * 4);
+      if (out == NULL)
+        goto oom;
+      for (gint64 n = 0; n < entry->numel; n += chunk)
+        {
+          gint64 m = MIN (chunk, entry->numel - n);
+
+          convert_run (entry->dtype, bytes + (gsize) (n / 256) * info->type_size, (float *) out, m);
+          if (!at_buffer_upload (buffer, offset + (gsize) n * 4, out, (gsize) m * 4, error))
+            return FALSE;
+        }
+      return TRUE;
+    }
+  out = g_try_malloc ((gsize) MIN ((gint64) UPLOAD_CHUNK, entry->numel) * esize);
+  if (out == NULL)
+    goto oom;
+  for (gint64 n = 0; n < entry->numel; n += UPLOAD_CHUNK)
+    {
+      gint64 m = MIN ((gint64) UPLOAD_CHUNK, entry->numel - n);
+
+      for (gint64 i = 0; i < m; i++)
+        {
+          const guint8 *src = bytes + element_offset (entry, n + i);
+          guint8 *dst = out + (gsize) i * esize;
+
+          if (info->engine_dtype != AT_N_DTYPES)
+            memcpy (dst, src, esize); /* an engine dtype gathered from a strided view */
+          else if (entry->dtype == AT_FILE_DTYPE_I64)
+            {
+              gint64 v;
+              gint32 v32;
+
+              memcpy (&v, src, 8);
+              if (v < G_MININT32 || v > G_MAXINT32)
+                {
+                  at_file_error (error, set->file_name, "tensor \"%s\" holds %" G_GINT64_FORMAT
+                                 ", outside the 32-bit range the engine keeps integers in", entry->name, v);
+                  return FALSE;
+                }
+              v32 = (gint32) v;
+              memcpy (dst, &v32, 4);
+            }
+          else
+            convert_run (entry->dtype, src, (float *) (gpointer) dst, 1);
+        }
+      if (!at_buffer_upload (buffer, offset + (gsize) n * esize, out, (gsize) m * esize, error))
+        return FALSE;
+    }
+  return TRUE;
+
+oom:
+  g_set_error (error, AT_ERROR, AT_ERROR_OUT_OF_HOST_MEMORY, "%s: no memory to upload tensor \"%s\" (%"
+               G_GUINT64_FORMAT " bytes)", set->file_name, entry->name, entry->nbytes);
+  return FALSE;
+}
+
 void
 at_byte_reader_init (AtByteReader *r, const guint8 *data, gsize size)
 {

@@ -16,6 +16,7 @@
 #include <glib.h>
 
 #include "at-dtype.h"
+#include "gpu/at-buffer.h"
 
 G_BEGIN_DECLS
 
@@ -144,6 +145,15 @@ gboolean at_tensor_set_read (AtTensorSet *set, const AtTensorEntry *entry, guint
  * numel floats into `dst`. */
 gboolean at_tensor_set_read_f32 (AtTensorSet *set, const AtTensorEntry *entry, float *dst,
                                  GError **error);
+
+/* Uploading to the GPU. The engine holds a tensor as at_file_dtype_upload_dtype (entry->dtype):
+ * types the engine has are copied straight from the mapping (or streamed through the reader);
+ * the rest are converted on the way in chunks (f64 / 8-bit floats / small integers / Q2_K / Q3_K
+ * to f32; i64 to i32, refusing values outside its range). Strided views are gathered into the
+ * contiguous layout. `at_tensor_entry_upload_size` is the bytes that takes. */
+gsize at_tensor_entry_upload_size (const AtTensorEntry *entry);
+gboolean at_tensor_set_upload (AtTensorSet *set, const AtTensorEntry *entry, AtBuffer *buffer, gsize offset,
+                               GError **error);
 
 /* Errors: "FILE: message" in AT_ERROR / AT_ERROR_BAD_FILE (code given for _code). */
 void at_file_error (GError **error, const char *file_name, const char *format, ...) G_GNUC_PRINTF (3, 4);
