@@ -2,6 +2,8 @@
  * (inputs and weights of random values) and says how much work one run does. */
 #pragma once
 
+#include <json-glib/json-glib.h>
+
 #include "at-engine.h"
 
 G_BEGIN_DECLS
@@ -42,6 +44,10 @@ extern const AtBenchCase at_bench_cases_conv[];
 extern const AtBenchCase at_bench_cases_attention[];
 /* -- rows bench -- */
 extern const AtBenchCase *const at_bench_case_lists[];
+
+/* `atelier bench models`: opening and uploading model files (atelier-bench-models.c); records
+ * go into `b` (an open JSON array). */
+int atelier_bench_models (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read);
 
 /* Helpers for case builders: a random input or weight of this shape and dtype. */
 AtTensor *at_bench_input (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape,

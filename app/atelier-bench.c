@@ -1,6 +1,7 @@
-/* atelier-bench.c: `atelier bench ops [--json] [--filter S] [--quick]`: the engine's speed on
- * the shapes that matter (GEMM, matrix-vector, conv, attention, dispatch overhead), on the
- * chosen device. Each case builds a one-op graph, compiles it once, replays it until about
+/* atelier-bench.c: `atelier bench ops|models [--json] [--filter S] [--quick]`: the engine's
+ * speed on the shapes that matter (GEMM, matrix-vector, conv, attention, dispatch overhead), on
+ * the chosen device; `models` measures opening and uploading model files
+ * (atelier-bench-models.c). Each case builds a one-op graph, compiles it once, replays it until about
  * half a second has passed (at least 3 times), and reports the median run.
  * Figures are printed, never asserted: tests check correctness, this checks speed. */
 #include "config.h"
@@ -92,7 +93,7 @@ add_common (JsonBuilder *b, const AtBenchCase *c)
 int
 atelier_cmd_bench (int argc, char **argv)
 {
-  gboolean json = FALSE, quick = FALSE, no_anchors = FALSE;
+  gboolean json = FALSE, quick = FALSE, no_anchors = FALSE, models = FALSE;
   double sgemm_2048 = 0, stream_read = 0;
   g_autofree char *blas = NULL;
   char *filter = NULL;
@@ -103,7 +104,7 @@ atelier_cmd_bench (int argc, char **argv)
     { "no-anchors", 0, 0, G_OPTION_ARG_NONE, &no_anchors, "Skip the CPU reference figures", NULL },
     { NULL },
   };
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("ops - measure the engine");
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("ops|models - measure the engine");
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonBuilder) b = json_builder_new ();
   AtDevice *dev;
@@ -115,11 +116,12 @@ atelier_cmd_bench (int argc, char **argv)
       fprintf (stderr, "atelier bench: %s\n", error->message);
       return 2;
     }
-  if (argc < 2 || strcmp (argv[1], "ops") != 0)
+  if (argc < 2 || (strcmp (argv[1], "ops") != 0 && strcmp (argv[1], "models") != 0))
     {
-      fprintf (stderr, "atelier bench: say what to measure: 'atelier bench ops'\n");
+      fprintf (stderr, "atelier bench: say what to measure: 'atelier bench ops' or 'atelier bench models'\n");
       return 2;
     }
+  models = strcmp (argv[1], "models") == 0;
   if ((dev = at_device_get_default (&error)) == NULL)
     {
       fprintf (stderr, "atelier bench: %s\n", error->message);
@@ -137,7 +139,8 @@ atelier_cmd_bench (int argc, char **argv)
     {
       guint threads = (guint) g_get_num_processors ();
       stream_read = at_bench_anchor_stream_read (threads);
-      sgemm_2048 = at_bench_anchor_openblas_sgemm (2048, 2048, 2048, &blas);
+      if (!models)
+        sgemm_2048 = at_bench_anchor_openblas_sgemm (2048, 2048, 2048, &blas);
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "anchor");
       json_builder_add_string_value (b, "stream_read");
@@ -148,7 +151,7 @@ atelier_cmd_bench (int argc, char **argv)
       json_builder_end_object (b);
       if (!json)
         printf ("anchor: CPU streaming read, %u threads %10.2f GB/s\n", threads, stream_read);
-      if (sgemm_2048 > 0)
+      if (sgemm_2048 > 0 && !models)
         {
           json_builder_begin_object (b);
           json_builder_set_member_name (b, "anchor");
@@ -167,11 +170,13 @@ atelier_cmd_bench (int argc, char **argv)
           if (!json)
             printf ("anchor: OpenBLAS sgemm 2048^3 (%s) %10.2f GFLOP/s\n", blas, sgemm_2048);
         }
-      else if (!json)
+      else if (!json && !models)
         printf ("anchor: OpenBLAS not installed (apt-get install libopenblas0-pthread)\n");
     }
 
-  for (guint l = 0; at_bench_case_lists[l] != NULL; l++)
+  if (models)
+    status = atelier_bench_models (dev, b, json, quick, stream_read);
+  for (guint l = 0; !models && at_bench_case_lists[l] != NULL; l++)
   for (const AtBenchCase *c = at_bench_case_lists[l]; c->name != NULL; c++)
     {
       g_autoptr (AtGraph) g = NULL;

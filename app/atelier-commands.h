@@ -8,5 +8,6 @@ G_BEGIN_DECLS
 
 int atelier_cmd_devices (int argc, char **argv);
 int atelier_cmd_bench (int argc, char **argv);
+int atelier_cmd_models (int argc, char **argv);
 
 G_END_DECLS

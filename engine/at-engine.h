@@ -22,6 +22,13 @@
 #include "tensor/at-ops-rows.h"
 #include "formats/at-file-tensors.h"
 /* -- gguf headers -- */
+#include "formats/at-gguf.h"
 /* -- safetensors headers -- */
+#include "formats/at-safetensors.h"
+#include "formats/at-diffusers.h"
+#include "formats/at-ml5.h"
 /* -- torch headers -- */
+#include "formats/at-pickle.h"
+#include "formats/at-torch.h"
 /* -- model headers -- */
+#include "formats/at-model-file.h"

@@ -1,6 +1,7 @@
 /* test-cli.c: `atelier --version`, `atelier devices [--json]` and its errors, `atelier bench`
- * argument handling, run as subprocesses of the real binary ($ATELIER_BIN). */
+ * argument handling, `atelier models inspect` on real files and a broken one, run as subprocesses of the real binary ($ATELIER_BIN). */
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
 
@@ -165,6 +166,118 @@ test_bench_json (void)
   g_assert_cmpfloat (json_object_get_double_member (json_array_get_object_element (arr, 1), "us"), >, 0);
 }
 
+/* `atelier bench models`: it writes its own files, opens and uploads them, and reports four
+ * figures (in JSON after the device and anchor records). */
+static void
+test_bench_models (void)
+{
+  g_auto (Run) r = { 0 };
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  JsonArray *records;
+  guint n_cases = 0;
+
+  run (&r, NULL, "bench", "models", "--quick", "--json", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  json_parser_load_from_data (parser, r.out, -1, &error);
+  g_assert_no_error (error);
+  records = json_node_get_array (json_parser_get_root (parser));
+  for (guint i = 0; i < json_array_get_length (records); i++)
+    {
+      JsonObject *o = json_array_get_object_element (records, i);
+
+      if (!json_object_has_member (o, "case"))
+        continue;
+      n_cases++;
+      g_assert_true (json_object_has_member (o, "ms") || json_object_has_member (o, "gbps"));
+    }
+  g_assert_cmpuint (n_cases, ==, 4);
+}
+
+/* ../shared/data/`relative`, or NULL after a skip (fatal when ATELIER_REQUIRE_SHARED=1). */
+static char *
+shared_path (const char *relative)
+{
+  g_autofree char *path = g_build_filename (g_getenv ("G_TEST_SRCDIR"), "..", "..", "shared", "data", relative, NULL);
+
+  if (g_file_test (path, G_FILE_TEST_EXISTS))
+    return g_steal_pointer (&path);
+  if (g_strcmp0 (g_getenv ("ATELIER_REQUIRE_SHARED"), "1") == 0)
+    g_error ("ATELIER_REQUIRE_SHARED=1 but %s is missing", path);
+  g_test_skip_printf ("%s is missing", path);
+  return NULL;
+}
+
+static void
+test_models_inspect_gguf (void)
+{
+  g_autofree char *path = shared_path ("tokenizers/ggml-vocab-llama-spm.gguf");
+  g_auto (Run) r = { 0 };
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  JsonObject *o, *tokens;
+
+  if (path == NULL)
+    return;
+  run (&r, NULL, "models", "inspect", path, "--json", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  json_parser_load_from_data (parser, r.out, -1, &error);
+  g_assert_no_error (error);
+  o = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (o, "format"), ==, "GGUF");
+  g_assert_cmpstr (json_object_get_string_member (o, "kind"), ==, "language model");
+  g_assert_cmpstr (json_object_get_string_member (o, "family"), ==, "llama");
+  g_assert_true (json_object_get_boolean_member (o, "vocabulary_only"));
+  g_assert_cmpint (json_object_get_int_member (o, "tensor_count"), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (o, "hyperparameters"), "vocab_size"),
+                   ==, 32000);
+  /* A 32000-entry array is summarised, not printed whole. */
+  tokens = json_object_get_object_member (json_object_get_object_member (o, "metadata"), "tokenizer.ggml.tokens");
+  g_assert_nonnull (tokens);
+  g_assert_cmpint (json_object_get_int_member (tokens, "length"), ==, 32000);
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (o, "metadata"), "tokenizer.ggml.model"),
+                   ==, "llama");
+  g_assert_cmpuint (strlen (r.out), <, 20000);
+}
+
+static void
+test_models_inspect_tensors (void)
+{
+  g_autofree char *path = shared_path ("style/wave");
+  g_auto (Run) r = { 0 };
+
+  if (path == NULL)
+    return;
+  run (&r, NULL, "models", "inspect", path, "--tensors", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "style network, family engstrom"));
+  g_assert_nonnull (strstr (r.out, "tensors     48"));
+  g_assert_nonnull (strstr (r.out, "\n  Variable_12 "));
+  g_assert_true (g_regex_match_simple ("\\n  Variable_12 +F32 +\\[3, 3, 128, 128\\]", r.out, 0, 0));
+}
+
+static void
+test_models_inspect_errors (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("atelier-cli-XXXXXX", &error);
+  g_autofree char *bad = g_build_filename (dir, "broken.safetensors", NULL);
+  g_auto (Run) r = { 0 }, usage = { 0 };
+
+  g_assert_no_error (error);
+  /* A header length far past the end of the file. */
+  g_file_set_contents (bad, "\xff\xff\xff\xff\x00\x00\x00\x00{}", 10, &error);
+  g_assert_no_error (error);
+  run (&r, NULL, "models", "inspect", bad, NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "broken.safetensors"));
+  run (&usage, NULL, "models", NULL);
+  g_assert_cmpint (usage.status, ==, 2);
+  g_assert_nonnull (strstr (usage.err, "models inspect PATH"));
+  g_unlink (bad);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -176,5 +289,9 @@ main (int argc, char **argv)
   g_test_add_func ("/app/cli/bad-device-name", test_bad_device_name);
   g_test_add_func ("/app/cli/bench-usage", test_bench_usage);
   g_test_add_func ("/app/cli/bench-json", test_bench_json);
+  g_test_add_func ("/app/cli/bench-models", test_bench_models);
+  g_test_add_func ("/app/cli/models-inspect-gguf", test_models_inspect_gguf);
+  g_test_add_func ("/app/cli/models-inspect-tensors", test_models_inspect_tensors);
+  g_test_add_func ("/app/cli/models-inspect-errors", test_models_inspect_errors);
   return g_test_run ();
 }

@@ -13,6 +13,8 @@ test_add_checks (void)
   g_autoptr (GError) error = NULL;
   const gint64 ok[2] = { 3, 4 }, neg[2] = { 3, -1 }, huge[3] = { G_GINT64_CONSTANT (1) << 40, 1 << 20, 8 };
   const gint64 q[2] = { 2, 48 };
+  const gint64 wrap[2] = { G_GINT64_CONSTANT (1) << 40, G_GINT64_CONSTANT (1) << 40 };
+  const gint64 wrap_zero[3] = { G_GINT64_CONSTANT (1) << 35, G_GINT64_CONSTANT (1) << 40, 0 };
   AtTensorEntry *e;
 
   e = at_tensor_set_add (set, "a", 1, AT_FILE_DTYPE_F16, 2, ok, NULL, &error);
@@ -32,6 +34,14 @@ test_add_checks (void)
   g_assert_null (at_tensor_set_add (set, "c", 1, AT_FILE_DTYPE_F32, 3, huge, NULL, &error));
   g_assert_error (error, AT_ERROR, AT_ERROR_BAD_FILE);
   g_clear_error (&error);
+  /* 2^40 * 2^40 wraps a 64-bit product to 0: refused, not taken for an empty tensor. */
+  g_assert_null (at_tensor_set_add (set, "c2", 2, AT_FILE_DTYPE_F32, 2, wrap, NULL, &error));
+  g_assert_error (error, AT_ERROR, AT_ERROR_BAD_FILE);
+  g_clear_error (&error);
+  e = at_tensor_set_add (set, "c3", 2, AT_FILE_DTYPE_F32, 3, wrap_zero, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (e->numel, ==, 0);
+  g_assert_cmpuint (e->nbytes, ==, 0);
   g_assert_null (at_tensor_set_add (set, "d", 1, AT_FILE_DTYPE_Q4_K, 2, q, NULL, &error));
   g_assert_nonnull (strstr (error->message, "multiple of 256"));
   g_clear_error (&error);
@@ -41,7 +51,7 @@ test_add_checks (void)
   g_assert_null (at_tensor_set_add (set, "f", 1, AT_FILE_DTYPE_F32, 9, ok, NULL, &error));
   g_assert_error (error, AT_ERROR, AT_ERROR_BAD_FILE);
   g_clear_error (&error);
-  g_assert_cmpuint (at_tensor_set_get_n_tensors (set), ==, 1);
+  g_assert_cmpuint (at_tensor_set_get_n_tensors (set), ==, 2);
 }
 
 static void

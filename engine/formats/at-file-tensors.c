@@ -223,15 +223,19 @@ at_tensor_set_add (AtTensorSet *set, const char *name, gsize name_len, AtFileDty
           return NULL;
         }
     }
+  /* A zero dimension makes an empty tensor whatever the others are; otherwise the product is
+   * checked before it can overflow (two dimensions of 2^40 must not wrap to 0). */
   for (int i = 0; i < ndim; i++)
+    if (shape[i] == 0)
+      numel = 0;
+  for (int i = 0; i < ndim && numel != 0; i++)
     {
-      /* Each factor <= 2^40 and the running product <= 2^42 before it: no overflow. */
-      numel *= shape[i];
-      if (numel > AT_FILE_MAX_ELEMENTS)
+      if (numel > AT_FILE_MAX_ELEMENTS / shape[i])
         {
           at_file_error (error, set->file_name, "tensor \"%s\" has more than 2^42 elements", shown);
           return NULL;
         }
+      numel *= shape[i];
     }
   if (info->block_size > 1 && (ndim == 0 || shape[ndim - 1] % info->block_size != 0))
     {
