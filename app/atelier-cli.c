@@ -20,6 +20,8 @@ static const Command commands[] = {
   { "devices", atelier_cmd_devices, "list Vulkan devices and their features" },
   { "bench", atelier_cmd_bench, "measure the engine (bench ops)" },
   { "models", atelier_cmd_models, "inspect a model file or folder (models inspect PATH)" },
+  /* -- tokenizer commands -- */
+  /* -- llm commands -- */
 };
 
 static void

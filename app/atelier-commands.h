@@ -9,5 +9,7 @@ G_BEGIN_DECLS
 int atelier_cmd_devices (int argc, char **argv);
 int atelier_cmd_bench (int argc, char **argv);
 int atelier_cmd_models (int argc, char **argv);
+/* -- tokenizer commands -- */
+/* -- llm commands -- */
 
 G_END_DECLS

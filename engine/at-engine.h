@@ -32,3 +32,6 @@
 #include "formats/at-torch.h"
 /* -- model headers -- */
 #include "formats/at-model-file.h"
+/* -- tokenizer headers -- */
+/* -- jinja headers -- */
+/* -- llm headers -- */
