@@ -32,6 +32,7 @@
 #include "formats/at-torch.h"
 /* -- model headers -- */
 #include "formats/at-model-file.h"
+#include "pipelines/at-text-actions.h"
 /* -- tokenizer headers -- */
 /* -- jinja headers -- */
 /* -- llm headers -- */
