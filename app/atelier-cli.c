@@ -21,6 +21,7 @@ static const Command commands[] = {
   { "bench", atelier_cmd_bench, "measure the engine (bench ops)" },
   { "models", atelier_cmd_models, "inspect a model file or folder (models inspect PATH)" },
   /* -- tokenizer commands -- */
+  { "tokenize", atelier_cmd_tokenize, "token ids of a text (tokenize --model FILE [--input FILE] [--decode])" },
   /* -- llm commands -- */
 };
 

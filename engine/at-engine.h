@@ -34,5 +34,8 @@
 #include "formats/at-model-file.h"
 #include "pipelines/at-text-actions.h"
 /* -- tokenizer headers -- */
+#include "text/at-tokenizer.h"
 /* -- jinja headers -- */
 /* -- llm headers -- */
+#include "models/at-llm.h"
+#include "text/at-sampler.h"

@@ -1,0 +1,803 @@
+/* at-llm.c: decoder-only transformers (llama, qwen2, phi3) from GGUF on the engine's graph.
+ *
+ * KV cache: per layer one K and one V buffer, [n_ctx, kv_heads, head_dim] f32, bound into the
+ * graphs as read-only weights. The graph for n new tokens computes their roped keys and values
+ * as outputs and attends over concat(new rows, cache rows): with a single token the
+ * run-time kv_len (position + 1) hides the unwritten cache rows (the new row comes first; key
+ * order does not matter to attention); with several, a mask input says which rows each query
+ * sees (new rows j <= i, cache rows < position). After the run the new rows are copied into the
+ * cache at the position. The engine has no op writing rows at a run-time offset, so the concat
+ * copies the cache each step; to bound that waste a graph sees only a prefix of the cache,
+ * MIN_CACHE_VIEW rows doubled until it covers the position (one decode graph per such length,
+ * compiled when first needed), so the copy stays within twice the rows in use.
+ * ATELIER_LLM_CACHE_VIEW=<rows> sets that first length (tests use a small one to cross several).
+ * Longer prompts run in chunks of MAX_BATCH tokens (ATELIER_LLM_BATCH=<n> for tests), which bounds
+ * the mask ([n, n + cache rows] floats) and the activations.
+ */
+#include "models/at-llm.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "at-error.h"
+#include "at-ops-attention.h"
+#include "at-ops-elementwise.h"
+#include "at-ops-matmul.h"
+#include "at-ops-norm.h"
+#include "at-ops-rows.h"
+#include "at-ops-conv.h"
+
+#define MAX_CTX (1u << 20)
+#define MAX_LAYERS 1024
+#define N_PROMPT_GRAPHS 8
+#define MIN_CACHE_VIEW 64
+#define MAX_BATCH 256
+#define MAX_DECODE_GRAPHS 16
+
+typedef enum
+{
+  ARCH_LLAMA,
+  ARCH_QWEN2,
+  ARCH_PHI3,
+} Arch;
+
+static const char *const arch_names[] = { "llama", "qwen2", "phi3" };
+
+/* One uploaded weight. */
+typedef struct
+{
+  AtBuffer *buffer;
+  AtDtype dtype;
+  int ndim;
+  gint64 shape[AT_MAX_DIMS];
+  char name[64];
+} Weight;
+
+typedef struct
+{
+  Weight attn_norm, ffn_norm;
+  Weight q, k, v, qkv, q_b, k_b, v_b, o;
+  Weight gate, up, down;
+  AtBuffer *k_cache, *v_cache;
+} Layer;
+
+/* A compiled graph for `n` new tokens seeing the first `cache_len` cache rows. */
+typedef struct
+{
+  guint n, cache_len;
+  AtGraph *graph;
+  AtTensor *tokens, *positions, *kv_len, *mask, *logits;
+  AtTensor *last;            /* prompt graphs: i32 [1], the row whose logits are wanted */
+  AtTensor **k_new, **v_new; /* per layer, [n, kv_heads, head_dim] */
+  guint64 last_use;
+} Step;
+
+struct _AtLlm
+{
+  AtDevice *device;
+  Arch arch;
+  guint n_layer, dim, ffn, n_head, n_kv, head_dim, n_rot, n_vocab, n_ctx;
+  float eps, rope_base, freq_scale;
+  gboolean tied;
+  Weight token_embd, output_norm, output, rope_freqs;
+  gboolean has_rope_freqs;
+  Layer *layers;
+
+  guint pos;
+  guint min_cache_view;
+  guint max_batch;
+  Step *decode[MAX_DECODE_GRAPHS];
+  Step *prompts[N_PROMPT_GRAPHS];
+  guint64 clock;
+  float *kv_scratch; /* n_kv * head_dim floats for the decode step */
+};
+
+static void
+weight_clear (Weight *w)
+{
+  g_clear_pointer (&w->buffer, at_buffer_unref);
+}
+
+static void
+step_free (Step *s)
+{
+  if (s == NULL)
+    return;
+  g_clear_pointer (&s->graph, at_graph_free);
+  g_free (s->k_new);
+  g_free (s->v_new);
+  g_free (s);
+}
+
+void
+at_llm_free (AtLlm *m)
+{
+  if (m == NULL)
+    return;
+  for (int i = 0; i < MAX_DECODE_GRAPHS; i++)
+    step_free (m->decode[i]);
+  for (int i = 0; i < N_PROMPT_GRAPHS; i++)
+    step_free (m->prompts[i]);
+  for (guint l = 0; m->layers != NULL && l < m->n_layer; l++)
+    {
+      Layer *L = &m->layers[l];
+      Weight *ws[] = { &L->attn_norm, &L->ffn_norm, &L->q, &L->k,    &L->v,  &L->qkv, &L->q_b,
+                       &L->k_b,       &L->v_b,      &L->o, &L->gate, &L->up, &L->down };
+      for (guint i = 0; i < G_N_ELEMENTS (ws); i++)
+        weight_clear (ws[i]);
+      g_clear_pointer (&L->k_cache, at_buffer_unref);
+      g_clear_pointer (&L->v_cache, at_buffer_unref);
+    }
+  g_free (m->layers);
+  weight_clear (&m->token_embd);
+  weight_clear (&m->output_norm);
+  weight_clear (&m->output);
+  weight_clear (&m->rope_freqs);
+  g_free (m->kv_scratch);
+  g_free (m);
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+static gboolean
+get_uint (AtGguf *gguf, const char *arch, const char *suffix, gboolean required, guint def,
+          guint max, guint *out, GError **error)
+{
+  g_autofree char *key = g_strconcat (arch, ".", suffix, NULL);
+  gint64 v;
+
+  if (at_gguf_find_kv (gguf, key) == NULL && !required)
+    {
+      *out = def;
+      return TRUE;
+    }
+  if (!at_gguf_get_int (gguf, key, &v, error))
+    return FALSE;
+  if (v < 1 || v > (gint64) max)
+    {
+      at_file_error (error, at_gguf_get_file_name (gguf),
+                     "%s is %" G_GINT64_FORMAT ", outside [1, %u]", key, v, max);
+      return FALSE;
+    }
+  *out = (guint) v;
+  return TRUE;
+}
+
+static gboolean
+get_float (AtGguf *gguf, const char *arch, const char *suffix, gboolean required, double def,
+           double *out, GError **error)
+{
+  g_autofree char *key = g_strconcat (arch, ".", suffix, NULL);
+
+  if (at_gguf_find_kv (gguf, key) == NULL && !required)
+    {
+      *out = def;
+      return TRUE;
+    }
+  if (!at_gguf_get_float (gguf, key, out, error))
+    return FALSE;
+  if (!isfinite (*out))
+    {
+      at_file_error (error, at_gguf_get_file_name (gguf), "%s is not a finite number", key);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+is_matmul_dtype (AtDtype d)
+{
+  return d != AT_DTYPE_I32 && d < AT_N_DTYPES;
+}
+
+/* Finds `name`, checks its shape (ndim entries; 0 in `shape` accepts any size and receives
+ * it) and dtype, and uploads it. A missing optional tensor leaves w->buffer NULL. */
+static gboolean
+load_weight (AtLlm *m, AtGguf *gguf, const char *name, int ndim, gint64 *shape, gboolean matrix,
+             gboolean optional, Weight *w, GError **error)
+{
+  AtTensorSet *set = at_gguf_get_tensors (gguf);
+  const char *file = at_gguf_get_file_name (gguf);
+  const AtTensorEntry *e = at_tensor_set_find (set, name);
+  AtDtype dtype;
+  gboolean ok = (e != NULL && e->ndim == ndim);
+
+  if (e == NULL)
+    {
+      if (optional)
+        return TRUE;
+      at_file_error (error, file, "tensor %s is missing", name);
+      return FALSE;
+    }
+  for (int i = 0; ok && i < ndim; i++)
+    ok = (shape[i] == 0 || shape[i] == e->shape[i]);
+  if (!ok)
+    {
+      GString *want = g_string_new ("[");
+      GString *got = g_string_new ("[");
+      for (int i = 0; i < ndim; i++)
+        g_string_append_printf (want, i ? ", %" G_GINT64_FORMAT : "%" G_GINT64_FORMAT, shape[i]);
+      for (int i = 0; i < e->ndim; i++)
+        g_string_append_printf (got, i ? ", %" G_GINT64_FORMAT : "%" G_GINT64_FORMAT, e->shape[i]);
+      at_file_error (error, file, "tensor %s has shape %s], expected %s] (0: any)", name, got->str,
+                     want->str);
+      g_string_free (want, TRUE);
+      g_string_free (got, TRUE);
+      return FALSE;
+    }
+  dtype = at_file_dtype_upload_dtype (e->dtype);
+  if (matrix ? !is_matmul_dtype (dtype) : (dtype != AT_DTYPE_F32 && dtype != AT_DTYPE_F16))
+    {
+      at_file_error_code (error, AT_ERROR_UNSUPPORTED, file, "tensor %s has dtype %s, which %s",
+                          name, at_file_dtype_name (e->dtype),
+                          matrix ? "the engine cannot multiply by"
+                                 : "a norm or bias cannot be (f32 or f16 only)");
+      return FALSE;
+    }
+  w->buffer = at_buffer_new (m->device, MAX (at_tensor_entry_upload_size (e), 16), AT_BUFFER_DEVICE,
+                             name, error);
+  if (w->buffer == NULL || !at_tensor_set_upload (set, e, w->buffer, 0, error))
+    return FALSE;
+  w->dtype = dtype;
+  w->ndim = ndim;
+  for (int i = 0; i < ndim; i++)
+    shape[i] = w->shape[i] = e->shape[i];
+  g_strlcpy (w->name, name, sizeof w->name);
+  return TRUE;
+}
+
+static gboolean
+load_layer_weight (AtLlm *m, AtGguf *gguf, guint l, const char *what, gint64 d0, gint64 d1,
+                   gboolean optional, Weight *w, GError **error)
+{
+  char name[64];
+  gint64 shape[2] = { d0, d1 };
+  gboolean matrix = (d1 != 0);
+
+  g_snprintf (name, sizeof name, "blk.%u.%s", l, what);
+  return load_weight (m, gguf, name, matrix ? 2 : 1, shape, matrix, optional, w, error);
+}
+
+static gboolean
+load_hparams (AtLlm *m, AtGguf *gguf, GError **error)
+{
+  const char *file = at_gguf_get_file_name (gguf);
+  const char *a = arch_names[m->arch];
+  guint key_len, value_len;
+  double eps, base, factor;
+  g_autofree char *scaling_key = g_strconcat (a, ".rope.scaling.type", NULL);
+
+  if (!get_uint (gguf, a, "block_count", TRUE, 0, MAX_LAYERS, &m->n_layer, error)
+      || !get_uint (gguf, a, "embedding_length", TRUE, 0, 1 << 16, &m->dim, error)
+      || !get_uint (gguf, a, "feed_forward_length", TRUE, 0, 1 << 18, &m->ffn, error)
+      || !get_uint (gguf, a, "attention.head_count", TRUE, 0, 1024, &m->n_head, error)
+      || !get_uint (gguf, a, "attention.head_count_kv", FALSE, m->n_head, 1024, &m->n_kv, error)
+      || !get_float (gguf, a, "attention.layer_norm_rms_epsilon", TRUE, 0, &eps, error)
+      || !get_float (gguf, a, "rope.freq_base", FALSE, 10000.0, &base, error))
+    return FALSE;
+  if (m->dim % m->n_head != 0)
+    {
+      at_file_error (error, file,
+                     "%s.embedding_length %u is not a multiple of %s.attention.head_count %u", a,
+                     m->dim, a, m->n_head);
+      return FALSE;
+    }
+  if (!get_uint (gguf, a, "attention.key_length", FALSE, m->dim / m->n_head, 1024, &key_len, error)
+      || !get_uint (gguf, a, "attention.value_length", FALSE, key_len, 1024, &value_len, error))
+    return FALSE;
+  if (key_len != value_len)
+    {
+      at_file_error_code (error, AT_ERROR_UNSUPPORTED, file,
+                          "%s.attention.key_length %u differs from value_length %u", a, key_len,
+                          value_len);
+      return FALSE;
+    }
+  m->head_dim = key_len;
+  if (m->head_dim > AT_ATTENTION_MAX_D || m->head_dim % 2 != 0)
+    {
+      at_file_error_code (error, AT_ERROR_UNSUPPORTED, file,
+                          "head size %u (even, at most %d supported)", m->head_dim,
+                          AT_ATTENTION_MAX_D);
+      return FALSE;
+    }
+  if (m->n_head % m->n_kv != 0)
+    {
+      at_file_error (error, file,
+                     "%s.attention.head_count %u is not a multiple of head_count_kv %u", a,
+                     m->n_head, m->n_kv);
+      return FALSE;
+    }
+  if (!get_uint (gguf, a, "rope.dimension_count", FALSE, m->head_dim, 1024, &m->n_rot, error))
+    return FALSE;
+  if (m->n_rot > m->head_dim || m->n_rot % 2 != 0)
+    {
+      at_file_error (error, file,
+                     "%s.rope.dimension_count %u must be even and at most the head size %u", a,
+                     m->n_rot, m->head_dim);
+      return FALSE;
+    }
+  if (!(eps > 0 && eps < 1) || !(base > 0))
+    {
+      at_file_error (error, file, "bad rms epsilon %g or rope base %g", eps, base);
+      return FALSE;
+    }
+  m->eps = (float) eps;
+  m->rope_base = (float) base;
+  m->freq_scale = 1.0f;
+  if (at_gguf_find_kv (gguf, scaling_key) != NULL)
+    {
+      g_autofree char *type = at_gguf_dup_string (gguf, scaling_key, error);
+      if (type == NULL)
+        return FALSE;
+      if (g_str_equal (type, "linear"))
+        {
+          if (!get_float (gguf, a, "rope.scaling.factor", TRUE, 1, &factor, error))
+            return FALSE;
+          if (!(factor >= 1e-3 && factor <= 1e3))
+            {
+              at_file_error (error, file, "%s.rope.scaling.factor %g is out of range", a, factor);
+              return FALSE;
+            }
+          m->freq_scale = (float) (1.0 / factor);
+        }
+      else if (!g_str_equal (type, "none"))
+        {
+          at_file_error_code (error, AT_ERROR_UNSUPPORTED, file,
+                              "rope scaling \"%s\" is not supported", type);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+load_weights (AtLlm *m, AtGguf *gguf, GError **error)
+{
+  const char *file = at_gguf_get_file_name (gguf);
+  gint64 dim = m->dim, ffn = m->ffn, qd = (gint64) m->n_head * m->head_dim;
+  gint64 kvd = (gint64) m->n_kv * m->head_dim;
+  gint64 emb_shape[2] = { 0, dim }, norm_shape[1] = { dim }, out_shape[2];
+  gint64 freq_shape[1] = { m->n_rot / 2 };
+  g_autofree char *vocab_key = g_strconcat (arch_names[m->arch], ".vocab_size", NULL);
+  gint64 vocab;
+
+  if (!load_weight (m, gguf, "token_embd.weight", 2, emb_shape, TRUE, FALSE, &m->token_embd, error))
+    return FALSE;
+  if (emb_shape[0] < 1 || emb_shape[0] > G_MAXINT32)
+    {
+      at_file_error (error, file, "token_embd.weight has %" G_GINT64_FORMAT " rows", emb_shape[0]);
+      return FALSE;
+    }
+  m->n_vocab = (guint) emb_shape[0];
+  if (at_gguf_find_kv (gguf, vocab_key) != NULL)
+    {
+      if (!at_gguf_get_int (gguf, vocab_key, &vocab, error))
+        return FALSE;
+      if (vocab != m->n_vocab)
+        {
+          at_file_error (error, file,
+                         "%s is %" G_GINT64_FORMAT " but token_embd.weight has %u rows", vocab_key,
+                         vocab, m->n_vocab);
+          return FALSE;
+        }
+    }
+  out_shape[0] = m->n_vocab;
+  out_shape[1] = dim;
+  if (!load_weight (m, gguf, "output_norm.weight", 1, norm_shape, FALSE, FALSE, &m->output_norm,
+                    error)
+      || !load_weight (m, gguf, "output.weight", 2, out_shape, TRUE, TRUE, &m->output, error)
+      || !load_weight (m, gguf, "rope_freqs.weight", 1, freq_shape, FALSE, TRUE, &m->rope_freqs,
+                       error))
+    return FALSE;
+  m->tied = (m->output.buffer == NULL);
+  m->has_rope_freqs = (m->rope_freqs.buffer != NULL);
+  if (m->has_rope_freqs && m->rope_freqs.dtype != AT_DTYPE_F32)
+    {
+      at_file_error_code (error, AT_ERROR_UNSUPPORTED, file, "rope_freqs.weight must be F32");
+      return FALSE;
+    }
+
+  m->layers = g_new0 (Layer, m->n_layer);
+  for (guint l = 0; l < m->n_layer; l++)
+    {
+      Layer *L = &m->layers[l];
+      if (!load_layer_weight (m, gguf, l, "attn_norm.weight", dim, 0, FALSE, &L->attn_norm, error)
+          || !load_layer_weight (m, gguf, l, "ffn_norm.weight", dim, 0, FALSE, &L->ffn_norm, error)
+          || !load_layer_weight (m, gguf, l, "attn_output.weight", dim, qd, FALSE, &L->o, error)
+          || !load_layer_weight (m, gguf, l, "ffn_down.weight", dim, ffn, FALSE, &L->down, error))
+        return FALSE;
+      if (m->arch == ARCH_PHI3)
+        {
+          if (!load_layer_weight (m, gguf, l, "attn_qkv.weight", qd + 2 * kvd, dim, FALSE, &L->qkv,
+                                  error)
+              || !load_layer_weight (m, gguf, l, "ffn_up.weight", 2 * ffn, dim, FALSE, &L->up,
+                                     error))
+            return FALSE;
+        }
+      else
+        {
+          if (!load_layer_weight (m, gguf, l, "attn_q.weight", qd, dim, FALSE, &L->q, error)
+              || !load_layer_weight (m, gguf, l, "attn_k.weight", kvd, dim, FALSE, &L->k, error)
+              || !load_layer_weight (m, gguf, l, "attn_v.weight", kvd, dim, FALSE, &L->v, error)
+              || !load_layer_weight (m, gguf, l, "ffn_gate.weight", ffn, dim, FALSE, &L->gate,
+                                     error)
+              || !load_layer_weight (m, gguf, l, "ffn_up.weight", ffn, dim, FALSE, &L->up, error))
+            return FALSE;
+        }
+      if (m->arch == ARCH_QWEN2
+          && (!load_layer_weight (m, gguf, l, "attn_q.bias", qd, 0, FALSE, &L->q_b, error)
+              || !load_layer_weight (m, gguf, l, "attn_k.bias", kvd, 0, FALSE, &L->k_b, error)
+              || !load_layer_weight (m, gguf, l, "attn_v.bias", kvd, 0, FALSE, &L->v_b, error)))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+AtLlm *
+at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, GError **error)
+{
+  g_autoptr (AtLlm) m = NULL;
+  const char *file;
+  g_autofree char *arch = NULL;
+  gsize cache_bytes;
+  int a;
+
+  g_return_val_if_fail (device != NULL && gguf != NULL, NULL);
+  file = at_gguf_get_file_name (gguf);
+  if (n_ctx < 1 || n_ctx > MAX_CTX)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID, "n_ctx %u is outside [1, %u]", n_ctx,
+                   MAX_CTX);
+      return NULL;
+    }
+  if ((arch = at_gguf_dup_string (gguf, "general.architecture", error)) == NULL)
+    return NULL;
+  for (a = 0; a < (int) G_N_ELEMENTS (arch_names); a++)
+    if (g_str_equal (arch, arch_names[a]))
+      break;
+  if (a == G_N_ELEMENTS (arch_names))
+    {
+      g_autofree char *shown = g_utf8_make_valid (arch, -1);
+      at_file_error_code (error, AT_ERROR_UNSUPPORTED, file,
+                          "architecture \"%s\" is not supported (llama, qwen2, phi3)", shown);
+      return NULL;
+    }
+  m = g_new0 (AtLlm, 1);
+  m->device = device;
+  m->arch = (Arch) a;
+  m->n_ctx = n_ctx;
+  m->min_cache_view = MIN_CACHE_VIEW;
+  m->max_batch = MAX_BATCH;
+  if (g_getenv ("ATELIER_LLM_BATCH") != NULL)
+    m->max_batch = CLAMP (g_ascii_strtoull (g_getenv ("ATELIER_LLM_BATCH"), NULL, 10), 1, MAX_CTX);
+  if (g_getenv ("ATELIER_LLM_CACHE_VIEW") != NULL)
+    m->min_cache_view
+      = CLAMP (g_ascii_strtoull (g_getenv ("ATELIER_LLM_CACHE_VIEW"), NULL, 10), 1, MAX_CTX);
+  if (!load_hparams (m, gguf, error) || !load_weights (m, gguf, error))
+    return NULL;
+
+  cache_bytes = (gsize) n_ctx * m->n_kv * m->head_dim * sizeof (float);
+  for (guint l = 0; l < m->n_layer; l++)
+    {
+      Layer *L = &m->layers[l];
+      L->k_cache = at_buffer_new (device, cache_bytes, AT_BUFFER_DEVICE, "k cache", error);
+      if (L->k_cache == NULL)
+        return NULL;
+      L->v_cache = at_buffer_new (device, cache_bytes, AT_BUFFER_DEVICE, "v cache", error);
+      if (L->v_cache == NULL
+          || !at_buffer_fill (L->k_cache, 0, cache_bytes, 0, error)
+          || !at_buffer_fill (L->v_cache, 0, cache_bytes, 0, error))
+        return NULL;
+    }
+  m->kv_scratch = g_new (float, (gsize) m->n_kv * m->head_dim);
+  return g_steal_pointer (&m);
+}
+
+/* ---- graphs ------------------------------------------------------------------------------- */
+
+static AtTensor *
+weight_tensor (AtGraph *g, const Weight *w)
+{
+  return at_graph_weight (g, w->name, w->dtype, w->ndim, w->shape, w->buffer, 0);
+}
+
+/* x [n, d] -> its rows as [n, heads, head_dim] (a contiguous tensor or a strided view). */
+static AtTensor *
+heads_view (AtGraph *g, AtTensor *x, guint n, guint heads, guint hd, gint64 row_stride,
+            gint64 offset)
+{
+  const gint64 shape[] = { n, heads, hd }, stride[] = { row_stride, hd, 1 };
+  return at_view (g, x, 3, shape, stride, offset);
+}
+
+static Step *
+build_step (AtLlm *m, guint n, guint cache_len, GError **error)
+{
+  Step *s = g_new0 (Step, 1);
+  AtGraph *g;
+  AtTensor *x, *freqs = NULL, *out_w;
+  const gint64 n1[] = { n }, one[] = { 1 };
+  const gint64 mask_shape[] = { n, (gint64) n + cache_len };
+  const gint64 cache_shape[] = { cache_len, m->n_kv, m->head_dim };
+  gint64 qd = (gint64) m->n_head * m->head_dim, kvd = (gint64) m->n_kv * m->head_dim;
+  AtRopeMode mode = (m->arch == ARCH_LLAMA ? AT_ROPE_NORMAL : AT_ROPE_NEOX);
+  AtAttentionParams ap = { 1.0f / sqrtf ((float) m->head_dim), n == 1, 0 };
+
+  s->n = n;
+  s->cache_len = cache_len;
+  s->graph = g = at_graph_new (m->device);
+  s->k_new = g_new0 (AtTensor *, m->n_layer);
+  s->v_new = g_new0 (AtTensor *, m->n_layer);
+  s->tokens = at_graph_input (g, "tokens", AT_DTYPE_I32, 1, n1);
+  s->positions = at_graph_input (g, "positions", AT_DTYPE_I32, 1, n1);
+  if (n == 1)
+    s->kv_len = at_graph_input (g, "kv_len", AT_DTYPE_I32, 1, one);
+  else
+    s->mask = at_graph_input (g, "mask", AT_DTYPE_F32, 2, mask_shape);
+  if (m->has_rope_freqs)
+    freqs = weight_tensor (g, &m->rope_freqs);
+
+  x = at_get_rows (g, weight_tensor (g, &m->token_embd), s->tokens);
+  for (guint l = 0; l < m->n_layer; l++)
+    {
+      Layer *L = &m->layers[l];
+      AtTensor *h, *q, *k, *v, *kc, *vc, *att, *ff;
+
+      h = at_rms_norm (g, x, weight_tensor (g, &L->attn_norm), m->eps);
+      if (m->arch == ARCH_PHI3)
+        {
+          AtTensor *qkv = at_matmul (g, h, weight_tensor (g, &L->qkv)); /* [n, qd + 2 kvd] */
+          q = heads_view (g, qkv, n, m->n_head, m->head_dim, qd + 2 * kvd, 0);
+          k = heads_view (g, qkv, n, m->n_kv, m->head_dim, qd + 2 * kvd, qd);
+          v = at_cont (g, heads_view (g, qkv, n, m->n_kv, m->head_dim, qd + 2 * kvd, qd + kvd));
+        }
+      else
+        {
+          q = at_matmul (g, h, weight_tensor (g, &L->q));
+          k = at_matmul (g, h, weight_tensor (g, &L->k));
+          v = at_matmul (g, h, weight_tensor (g, &L->v));
+          if (m->arch == ARCH_QWEN2)
+            {
+              q = at_add (g, q, weight_tensor (g, &L->q_b));
+              k = at_add (g, k, weight_tensor (g, &L->k_b));
+              v = at_add (g, v, weight_tensor (g, &L->v_b));
+            }
+          q = heads_view (g, q, n, m->n_head, m->head_dim, qd, 0);
+          k = heads_view (g, k, n, m->n_kv, m->head_dim, kvd, 0);
+          v = heads_view (g, v, n, m->n_kv, m->head_dim, kvd, 0);
+          v = at_cont (g, v);
+        }
+      q = at_rope (g, q, s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
+      k = at_rope (g, k, s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
+      s->k_new[l] = k;
+      s->v_new[l] = v;
+      if (k != NULL)
+        at_graph_output (g, k, "k_new");
+      if (v != NULL)
+        at_graph_output (g, v, "v_new");
+
+      kc = at_graph_weight (g, "k cache", AT_DTYPE_F32, 3, cache_shape, L->k_cache, 0);
+      vc = at_graph_weight (g, "v cache", AT_DTYPE_F32, 3, cache_shape, L->v_cache, 0);
+      /* [n + cache_len, kv, hd] -> [kv, n + cache_len, hd] views; q [n, H, hd] -> [H, n, hd]. */
+      k = at_transpose (g, at_concat (g, k, kc, 0), 0, 1);
+      v = at_transpose (g, at_concat (g, v, vc, 0), 0, 1);
+      att = at_attention (g, at_transpose (g, q, 0, 1), k, v, s->mask, s->kv_len, &ap);
+      att = at_reshape (g, att, 2, (gint64[]){ n, qd });
+      x = at_add (g, x, at_matmul (g, att, weight_tensor (g, &L->o)));
+
+      h = at_rms_norm (g, x, weight_tensor (g, &L->ffn_norm), m->eps);
+      if (m->arch == ARCH_PHI3)
+        ff = at_glu (g, at_matmul (g, h, weight_tensor (g, &L->up)), AT_GLU_SWIGLU);
+      else
+        ff = at_swiglu (g, at_matmul (g, h, weight_tensor (g, &L->gate)),
+                        at_matmul (g, h, weight_tensor (g, &L->up)));
+      x = at_add (g, x, at_matmul (g, ff, weight_tensor (g, &L->down)));
+    }
+  /* Only the last position's logits. */
+  /* Only the last real token's logits (prompt graphs may be padded). */
+  if (n > 1)
+    {
+      s->last = at_graph_input (g, "last", AT_DTYPE_I32, 1, one);
+      x = at_get_rows (g, x, s->last);
+    }
+  x = at_rms_norm (g, x, weight_tensor (g, &m->output_norm), m->eps);
+  out_w = weight_tensor (g, m->tied ? &m->token_embd : &m->output);
+  s->logits = at_matmul (g, x, out_w);
+  if (s->logits != NULL)
+    at_graph_output (g, s->logits, "logits");
+  if (!at_graph_compile (g, error))
+    {
+      g_prefix_error (error, "%s graph for %u tokens: ", arch_names[m->arch], n);
+      step_free (s);
+      return NULL;
+    }
+  return s;
+}
+
+/* The graph for `n` tokens at the current position: prompts are padded to a power of two so
+ * that a few compiled graphs serve every length. */
+static Step *
+get_step (AtLlm *m, guint n, GError **error)
+{
+  Step **slot = NULL;
+  guint n_pad = 1;
+  guint cache_len = MIN (m->min_cache_view, m->n_ctx);
+  int k = 0;
+
+  while (cache_len < m->pos)
+    {
+      cache_len = MIN (cache_len * 2, m->n_ctx);
+      if (++k == MAX_DECODE_GRAPHS - 1)
+        cache_len = m->n_ctx;
+    }
+  while (n_pad < n)
+    n_pad *= 2;
+  n = n_pad;
+  if (n == 1)
+    slot = &m->decode[k];
+  else
+    {
+      for (int i = 0; i < N_PROMPT_GRAPHS; i++)
+        if (m->prompts[i] != NULL && m->prompts[i]->n == n && m->prompts[i]->cache_len == cache_len)
+          slot = &m->prompts[i];
+      if (slot == NULL)
+        {
+          /* An empty slot, or the least recently used. */
+          slot = &m->prompts[0];
+          for (int i = 0; i < N_PROMPT_GRAPHS; i++)
+            {
+              if (m->prompts[i] == NULL)
+                {
+                  slot = &m->prompts[i];
+                  break;
+                }
+              if (m->prompts[i]->last_use < (*slot)->last_use)
+                slot = &m->prompts[i];
+            }
+          g_clear_pointer (slot, step_free);
+        }
+    }
+  if (*slot == NULL && (*slot = build_step (m, n, cache_len, error)) == NULL)
+    return NULL;
+  (*slot)->last_use = ++m->clock;
+  return *slot;
+}
+
+/* Runs n <= max_batch checked tokens at m->pos and advances it. */
+static gboolean
+eval_chunk (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError **error)
+{
+  Step *s;
+  g_autofree gint32 *positions = NULL;
+  g_autofree float *mask = NULL;
+  g_autofree float *rows = NULL;
+  g_autofree gint32 *padded = NULL;
+  gint32 one_pos, kv_len, last = (gint32) n - 1;
+  gsize row_floats = (gsize) m->n_kv * m->head_dim;
+  guint n_pad;
+
+  if ((s = get_step (m, n, error)) == NULL)
+    return FALSE;
+  n_pad = s->n;
+  if (n == 1)
+    {
+      one_pos = (gint32) m->pos;
+      kv_len = (gint32) m->pos + 1;
+      if (!at_graph_set_input (s->graph, s->positions, &one_pos, sizeof one_pos, error)
+          || !at_graph_set_input (s->graph, s->kv_len, &kv_len, sizeof kv_len, error))
+        return FALSE;
+    }
+  else
+    {
+      gsize cols = (gsize) n_pad + s->cache_len;
+      /* Padding rows: token 0 at the following positions; no real query sees them (their
+       * columns lie right of its diagonal) and their keys are not stored. */
+      padded = g_new0 (gint32, n_pad);
+      memcpy (padded, tokens, n * sizeof (gint32));
+      tokens = padded;
+      positions = g_new (gint32, n_pad);
+      mask = g_new (float, (gsize) n_pad * cols);
+      for (guint i = 0; i < n_pad; i++)
+        {
+          positions[i] = (gint32) (m->pos + i);
+          /* Columns: the n_pad new rows first, then the cache rows. */
+          for (gsize j = 0; j < cols; j++)
+            mask[i * cols + j] = (j < n_pad ? j <= i : j - n_pad < m->pos) ? 0.0f : -INFINITY;
+        }
+      if (!at_graph_set_input (s->graph, s->positions, positions, n_pad * sizeof (gint32), error)
+          || !at_graph_set_input (s->graph, s->mask, mask, (gsize) n_pad * cols * sizeof (float),
+                                  error)
+          || !at_graph_set_input (s->graph, s->last, &last, sizeof last, error))
+        return FALSE;
+      rows = g_new (float, n_pad * row_floats);
+    }
+  if (!at_graph_set_input (s->graph, s->tokens, tokens, n_pad * sizeof (gint32), error)
+      || !at_graph_run (s->graph, error))
+    return FALSE;
+
+  for (guint l = 0; l < m->n_layer; l++)
+    {
+      Layer *L = &m->layers[l];
+      float *buf = (n == 1 ? m->kv_scratch : rows);
+      gsize bytes = n * row_floats * sizeof (float), all = n_pad * row_floats * sizeof (float);
+      gsize at = (gsize) m->pos * row_floats * sizeof (float);
+      if (!at_graph_get_output (s->graph, s->k_new[l], buf, all, error)
+          || !at_buffer_upload (L->k_cache, at, buf, bytes, error)
+          || !at_graph_get_output (s->graph, s->v_new[l], buf, all, error)
+          || !at_buffer_upload (L->v_cache, at, buf, bytes, error))
+        return FALSE;
+    }
+  if (logits_last != NULL
+      && !at_graph_get_output (s->graph, s->logits, logits_last, (gsize) m->n_vocab * sizeof (float),
+                               error))
+    return FALSE;
+  m->pos += n;
+  return TRUE;
+}
+
+gboolean
+at_llm_eval (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError **error)
+{
+  guint start = m->pos;
+
+  g_return_val_if_fail (m != NULL && (tokens != NULL || n == 0), FALSE);
+  if (n == 0)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID, "no tokens to evaluate");
+      return FALSE;
+    }
+  if (n > m->n_ctx - m->pos)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID,
+                   "context of %u tokens exceeded: %u held, %u more given", m->n_ctx, m->pos, n);
+      return FALSE;
+    }
+  for (guint i = 0; i < n; i++)
+    if (tokens[i] < 0 || (guint) tokens[i] >= m->n_vocab)
+      {
+        g_set_error (error, AT_ERROR, AT_ERROR_INVALID,
+                     "token %d (at %u) is outside the vocabulary of %u", tokens[i], i, m->n_vocab);
+        return FALSE;
+      }
+  for (guint done = 0; done < n;)
+    {
+      guint chunk = MIN (n - done, m->max_batch);
+      if (!eval_chunk (m, tokens + done, chunk, done + chunk == n ? logits_last : NULL, error))
+        {
+          m->pos = start;
+          return FALSE;
+        }
+      done += chunk;
+    }
+  return TRUE;
+}
+
+void
+at_llm_reset (AtLlm *m)
+{
+  m->pos = 0;
+}
+
+guint
+at_llm_get_n_vocab (AtLlm *m)
+{
+  return m->n_vocab;
+}
+
+guint
+at_llm_get_n_ctx (AtLlm *m)
+{
+  return m->n_ctx;
+}
+
+guint
+at_llm_get_position (AtLlm *m)
+{
+  return m->pos;
+}
+
+const char *
+at_llm_get_arch (AtLlm *m)
+{
+  return arch_names[m->arch];
+}
