@@ -48,6 +48,10 @@ extern const AtBenchCase *const at_bench_case_lists[];
 /* `atelier bench models`: opening and uploading model files (atelier-bench-models.c); records
  * go into `b` (an open JSON array). */
 int atelier_bench_models (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read);
+/* `atelier bench text --model FILE`: a language model's prompt and generation speed
+ * (atelier-bench-text.c). */
+int atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,
+                        const char *model_path);
 
 /* Helpers for case builders: a random input or weight of this shape and dtype. */
 AtTensor *at_bench_input (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape,

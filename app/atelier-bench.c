@@ -1,8 +1,9 @@
-/* atelier-bench.c: `atelier bench ops|models [--json] [--filter S] [--quick]`: the engine's
+/* atelier-bench.c: `atelier bench ops|models|text [--json] [--filter S] [--quick]`: the engine's
  * speed on the shapes that matter (GEMM, matrix-vector, conv, attention, dispatch overhead), on
  * the chosen device; `models` measures opening and uploading model files
- * (atelier-bench-models.c). Each case builds a one-op graph, compiles it once, replays it until about
- * half a second has passed (at least 3 times), and reports the median run.
+ * (atelier-bench-models.c), `text --model FILE` a language model (atelier-bench-text.c).
+ * Each op case builds a one-op graph, compiles it once, replays it until about half a second
+ * has passed (at least 3 times), and reports the median run.
  * Figures are printed, never asserted: tests check correctness, this checks speed. */
 #include "config.h"
 
@@ -93,7 +94,8 @@ add_common (JsonBuilder *b, const AtBenchCase *c)
 int
 atelier_cmd_bench (int argc, char **argv)
 {
-  gboolean json = FALSE, quick = FALSE, no_anchors = FALSE, models = FALSE;
+  gboolean json = FALSE, quick = FALSE, no_anchors = FALSE, models = FALSE, text = FALSE;
+  g_autofree char *model_path = NULL;
   double sgemm_2048 = 0, stream_read = 0;
   g_autofree char *blas = NULL;
   char *filter = NULL;
@@ -102,9 +104,10 @@ atelier_cmd_bench (int argc, char **argv)
     { "filter", 0, 0, G_OPTION_ARG_STRING, &filter, "Only cases whose name contains S", "S" },
     { "quick", 0, 0, G_OPTION_ARG_NONE, &quick, "Fewer repetitions", NULL },
     { "no-anchors", 0, 0, G_OPTION_ARG_NONE, &no_anchors, "Skip the CPU reference figures", NULL },
+    { "model", 0, 0, G_OPTION_ARG_FILENAME, &model_path, "The GGUF language model (bench text)", "FILE" },
     { NULL },
   };
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("ops|models - measure the engine");
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("ops|models|text - measure the engine");
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonBuilder) b = json_builder_new ();
   AtDevice *dev;
@@ -116,12 +119,14 @@ atelier_cmd_bench (int argc, char **argv)
       fprintf (stderr, "atelier bench: %s\n", error->message);
       return 2;
     }
-  if (argc < 2 || (strcmp (argv[1], "ops") != 0 && strcmp (argv[1], "models") != 0))
+  if (argc < 2 || (strcmp (argv[1], "ops") != 0 && strcmp (argv[1], "models") != 0 && strcmp (argv[1], "text") != 0))
     {
-      fprintf (stderr, "atelier bench: say what to measure: 'atelier bench ops' or 'atelier bench models'\n");
+      fprintf (stderr, "atelier bench: say what to measure: 'atelier bench ops', 'atelier bench models' or "
+                       "'atelier bench text --model FILE'\n");
       return 2;
     }
-  models = strcmp (argv[1], "models") == 0;
+  text = strcmp (argv[1], "text") == 0;
+  models = strcmp (argv[1], "models") == 0 || text;
   if ((dev = at_device_get_default (&error)) == NULL)
     {
       fprintf (stderr, "atelier bench: %s\n", error->message);
@@ -174,7 +179,9 @@ atelier_cmd_bench (int argc, char **argv)
         printf ("anchor: OpenBLAS not installed (apt-get install libopenblas0-pthread)\n");
     }
 
-  if (models)
+  if (text)
+    status = atelier_bench_text (dev, b, json, quick, stream_read, model_path);
+  else if (models)
     status = atelier_bench_models (dev, b, json, quick, stream_read);
   for (guint l = 0; !models && at_bench_case_lists[l] != NULL; l++)
   for (const AtBenchCase *c = at_bench_case_lists[l]; c->name != NULL; c++)
@@ -230,8 +237,8 @@ atelier_cmd_bench (int argc, char **argv)
   if (json)
     {
       g_autoptr (JsonNode) root = json_builder_get_root (b);
-      g_autofree char *text = json_to_string (root, TRUE);
-      printf ("%s\n", text);
+      g_autofree char *out = json_to_string (root, TRUE);
+      printf ("%s\n", out);
     }
   g_free (filter);
   return status;

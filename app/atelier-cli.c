@@ -20,6 +20,7 @@ static const Command commands[] = {
   { "devices", atelier_cmd_devices, "list Vulkan devices and their features" },
   { "bench", atelier_cmd_bench, "measure the engine (bench ops)" },
   { "models", atelier_cmd_models, "inspect a model file or folder (models inspect PATH)" },
+  { "write", atelier_cmd_write, "write with a language model (continue, rewrite, summarize, brainstorm)" },
   /* -- tokenizer commands -- */
   { "tokenize", atelier_cmd_tokenize, "token ids of a text (tokenize --model FILE [--input FILE] [--decode])" },
   /* -- llm commands -- */

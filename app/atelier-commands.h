@@ -9,6 +9,7 @@ G_BEGIN_DECLS
 int atelier_cmd_devices (int argc, char **argv);
 int atelier_cmd_bench (int argc, char **argv);
 int atelier_cmd_models (int argc, char **argv);
+int atelier_cmd_write (int argc, char **argv);
 /* -- tokenizer commands -- */
 int atelier_cmd_tokenize (int argc, char **argv);
 /* -- llm commands -- */

@@ -33,9 +33,11 @@
 /* -- model headers -- */
 #include "formats/at-model-file.h"
 #include "pipelines/at-text-actions.h"
+#include "pipelines/at-complete-text.h"
 /* -- tokenizer headers -- */
 #include "text/at-tokenizer.h"
 /* -- jinja headers -- */
+#include "text/at-jinja.h"
 /* -- llm headers -- */
 #include "models/at-llm.h"
 #include "text/at-sampler.h"

@@ -3,8 +3,9 @@
 independent PyTorch forward pass as the reference for tests/test-llm.c.
 
     tiny_llm.py OUTDIR          the test models and their references
-    tiny_llm.py OUTDIR --big    one larger llama (dim 768, 12 layers, vocab 32000, Q8_0) for
-                                timing only, no reference
+    tiny_llm.py OUTDIR --big    one llama of SmolLM-135M's shape (30 layers, dim 576, vocab
+                                49152, Q8_0, tied output) with a SentencePiece-style vocabulary,
+                                for `atelier bench text`; no reference
 
 For each model NAME it writes NAME.gguf and NAME.json:
   {"prompt": [ids], "logits": [[vocab floats] per prompt position],
@@ -108,7 +109,12 @@ def write_gguf(path, kvs, tensors):
             et, items = v
             out += struct.pack("<IQ", et, len(items))
             for item in items:
-                out += gguf_string(item) if et == T_STRING else struct.pack("<i", item)
+                if et == T_STRING:
+                    out += gguf_string(item)
+                elif et == T_F32:
+                    out += struct.pack("<f", item)
+                else:
+                    out += struct.pack("<i", item)
         else:
             out += gguf_string(v)
     offset = 0
@@ -326,9 +332,19 @@ def main():
     base = {"arch": "llama", "vocab": 256, "dim": 64, "layers": 2, "heads": 4, "kv_heads": 2,
             "ffn": 128, "eps": 1e-5, "base": 10000.0}
     if "--big" in sys.argv:
-        cfg = dict(base, vocab=32000, dim=768, layers=12, heads=12, kv_heads=4, ffn=2048)
+        # SmolLM-135M's shape (the benchmark model of the writer issue): 30 layers, dim 576,
+        # 9 heads over 3 KV heads, FFN 1536, vocabulary 49152, output tied to token_embd;
+        # Q8_0; a SentencePiece-style vocabulary so the tokenizer loads.
+        cfg = dict(base, vocab=49152, dim=576, layers=30, heads=9, kv_heads=3, ffn=1536)
         w = make_weights(rng, cfg)
-        kvs, tensors, _ = build_file(cfg, w, "q8_0", False)
+        kvs, tensors, _ = build_file(cfg, w, "q8_0", True)
+        tokens = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
+        tokens += ["\u2581t%d" % i for i in range(cfg["vocab"] - len(tokens))]
+        types = [2, 3, 3] + [6] * 256 + [1] * (cfg["vocab"] - 259)
+        kvs += [("tokenizer.ggml.model", T_STRING, "llama"),
+                ("tokenizer.ggml.tokens", T_ARRAY, (T_STRING, tokens)),
+                ("tokenizer.ggml.scores", T_ARRAY, (T_F32, [-float(i) for i in range(cfg["vocab"])])),
+                ("tokenizer.ggml.token_type", T_ARRAY, (T_I32, types))]
         write_gguf(os.path.join(outdir, "big_q8_0.gguf"), kvs, tensors)
         return
     prompt = [int(t) for t in rng.integers(0, 256, 12)]

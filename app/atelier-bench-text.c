@@ -1,0 +1,104 @@
+/* atelier-bench-text.c: `atelier bench text --model FILE [--json]`: a language model's speed on
+ * the chosen device. A 512-token prompt (the model's own tokens, cycled) is evaluated, then 128
+ * tokens are generated greedily; it reports prompt tokens/s, generated tokens/s, the time to
+ * the first token, and the GB/s of weights that generation reads (every weight byte once per
+ * token: the figure that bounds it), next to the CPU's streaming read. */
+#include "config.h"
+
+#include "atelier-bench-cases.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PROMPT_TOKENS 512
+#define GEN_TOKENS 128
+
+static void
+record (JsonBuilder *b, gboolean json, const char *name, const char *unit, double figure, const char *text_unit)
+{
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "case");
+  json_builder_add_string_value (b, name);
+  json_builder_set_member_name (b, unit);
+  json_builder_add_double_value (b, ((gint64) (figure * 100 + 0.5)) / 100.0);
+  json_builder_end_object (b);
+  if (!json)
+    printf ("%-48s %10.2f %s\n", name, figure, text_unit);
+}
+
+int
+atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,
+                    const char *model_path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtModelFile) file = NULL;
+  g_autoptr (AtTokenizer) tok = NULL;
+  g_autoptr (AtLlm) llm = NULL;
+  g_autoptr (GArray) prompt = g_array_new (FALSE, FALSE, sizeof (gint32));
+  AtCompleteParams params = { 0 };
+  AtCompleteStats stats;
+  AtGguf *gguf;
+  AtTensorSet *set;
+  guint64 weight_bytes = 0;
+  guint n_prompt = quick ? 128 : PROMPT_TOKENS, n_gen = quick ? 32 : GEN_TOKENS, n_vocab;
+  char name[128];
+
+  if (model_path == NULL)
+    {
+      fprintf (stderr, "atelier bench text: say which model: --model FILE.gguf\n");
+      return 2;
+    }
+  if ((file = at_model_file_open (model_path, &error)) == NULL)
+    goto fail;
+  if ((gguf = at_model_file_get_gguf (file)) == NULL)
+    {
+      g_set_error (&error, AT_ERROR, AT_ERROR_UNSUPPORTED, "%s: not a GGUF language model", model_path);
+      goto fail;
+    }
+  if ((tok = at_tokenizer_new_from_gguf (gguf, &error)) == NULL
+      || (llm = at_llm_new (dev, gguf, n_prompt + n_gen + 8, &error)) == NULL)
+    goto fail;
+  set = at_gguf_get_tensors (gguf);
+  for (guint i = 0; i < at_tensor_set_get_n_tensors (set); i++)
+    {
+      const AtTensorEntry *e = at_tensor_set_get (set, i);
+
+      /* The embedding table is read one row per token, not whole. */
+      if (strcmp (e->name, "token_embd.weight") != 0 || at_tensor_set_find (set, "output.weight") == NULL)
+        weight_bytes += e->nbytes;
+    }
+  /* A prompt of ordinary tokens: the vocabulary from 1000 on (past the special and byte
+   * tokens), cycled. */
+  n_vocab = at_llm_get_n_vocab (llm);
+  for (guint i = 0; i < n_prompt; i++)
+    {
+      gint32 id = (gint32) ((n_vocab > 2000 ? 1000 : 0) + (i * 7919u) % (n_vocab > 2000 ? n_vocab - 1000 : n_vocab));
+
+      g_array_append_val (prompt, id);
+    }
+  at_sampler_params_init (&params.sampler);
+  params.sampler.temperature = 0;
+  params.max_tokens = n_gen;
+  /* Once to compile the graphs (lavapipe compiles shaders at first dispatch), then measured. */
+  if (!at_complete_text (llm, tok, (const gint32 *) (gpointer) prompt->data, prompt->len, &params, NULL, NULL, NULL,
+                         NULL, &stats, &error)
+      || !at_complete_text (llm, tok, (const gint32 *) (gpointer) prompt->data, prompt->len, &params, NULL, NULL, NULL,
+                            NULL, &stats, &error))
+    goto fail;
+  if (!json)
+    printf ("model: %s (%s, %.1f MiB of weights)\n", model_path, at_llm_get_arch (llm), weight_bytes / 1048576.0);
+  g_snprintf (name, sizeof name, "prompt, %u tokens", stats.prompt_tokens);
+  record (b, json, name, "tokens_per_s", stats.prompt_tokens / MAX (stats.prompt_seconds, 1e-9), "tokens/s");
+  g_snprintf (name, sizeof name, "generate, %u tokens", stats.generated_tokens);
+  record (b, json, name, "tokens_per_s", stats.generated_tokens / MAX (stats.generate_seconds, 1e-9), "tokens/s");
+  record (b, json, "generate, weights read", "gbps",
+          weight_bytes * (double) stats.generated_tokens / MAX (stats.generate_seconds, 1e-9) / 1e9, "GB/s");
+  record (b, json, "time to first token", "ms", stats.first_token_seconds * 1e3, "ms");
+  if (!json && stream_read > 0)
+    printf ("(the CPU's streaming read: %.2f GB/s)\n", stream_read);
+  return 0;
+
+fail:
+  fprintf (stderr, "atelier bench text: %s\n", error->message);
+  return 1;
+}
