@@ -121,9 +121,13 @@ language_model (AtModelFile *file, GError **error)
   at_model_file_recognize (file, &info);
   if (info.kind != AT_MODEL_KIND_LLM || at_model_file_get_gguf (file) == NULL)
     {
-      g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED, "%s is %s%s%s, not a GGUF language model", base,
-                   info.kind == AT_MODEL_KIND_UNKNOWN ? "an unknown model" : at_model_kind_name (info.kind),
-                   info.family != NULL ? " " : "", info.family != NULL ? info.family : "");
+      if (info.kind == AT_MODEL_KIND_UNKNOWN)
+        g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED, "%s is not a GGUF language model (%s)", base,
+                     info.reason);
+      else
+        g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED, "%s is a %s%s%s%s, not a GGUF language model", base,
+                     at_model_kind_name (info.kind), info.family != NULL ? " (" : "",
+                     info.family != NULL ? info.family : "", info.family != NULL ? ")" : "");
       return NULL;
     }
   return at_model_file_get_gguf (file);
