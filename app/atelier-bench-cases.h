@@ -48,6 +48,11 @@ extern const AtBenchCase *const at_bench_case_lists[];
 /* `atelier bench models`: opening and uploading model files (atelier-bench-models.c); records
  * go into `b` (an open JSON array). */
 int atelier_bench_models (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read);
+/* One record of `bench models` / `bench text`: into `b`, and printed unless `json`. `unit` is
+ * the JSON key ("ms", "gbps", "tokens_per_s"); `anchor` > 0 adds the ratio to the CPU's
+ * streaming read. */
+void atelier_bench_report (JsonBuilder *b, gboolean json, const char *name, const char *unit, double figure,
+                           double anchor);
 /* `atelier bench text --model FILE`: a language model's prompt and generation speed
  * (atelier-bench-text.c). */
 int atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,

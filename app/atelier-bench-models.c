@@ -209,9 +209,12 @@ time_upload (AtDevice *dev, const char *path, int reps, gsize *bytes, double *be
   return TRUE;
 }
 
-static void
-report (JsonBuilder *b, gboolean json, const char *name, const char *unit, double figure, double anchor)
+void
+atelier_bench_report (JsonBuilder *b, gboolean json, const char *name, const char *unit, double figure,
+                      double anchor)
 {
+  const char *shown = strcmp (unit, "gbps") == 0 ? "GB/s" : strcmp (unit, "tokens_per_s") == 0 ? "tokens/s" : unit;
+
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "case");
   json_builder_add_string_value (b, name);
@@ -225,7 +228,7 @@ report (JsonBuilder *b, gboolean json, const char *name, const char *unit, doubl
   json_builder_end_object (b);
   if (!json)
     {
-      printf ("%-48s %10.2f %s", name, figure, strcmp (unit, "gbps") == 0 ? "GB/s" : "ms");
+      printf ("%-48s %10.2f %s", name, figure, shown);
       if (anchor > 0)
         printf ("   %.2fx the CPU's streaming read", figure / anchor);
       printf ("\n");
@@ -253,16 +256,16 @@ atelier_bench_models (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean qui
 
   if (!time_open (gguf, reps, &t, &error))
     goto out;
-  report (b, json, "open GGUF, 128256-token vocabulary", "ms", t * 1e3, 0);
+  atelier_bench_report (b, json, "open GGUF, 128256-token vocabulary", "ms", t * 1e3, 0);
   if (!time_open (st, reps, &t, &error))
     goto out;
-  report (b, json, "open safetensors, 1024 tensors", "ms", t * 1e3, 0);
+  atelier_bench_report (b, json, "open safetensors, 1024 tensors", "ms", t * 1e3, 0);
   if (!time_upload (dev, st, quick ? 2 : 5, &up_bytes, &t, &error))
     goto out;
-  report (b, json, "upload safetensors f16 128 MiB", "gbps", up_bytes / t / 1e9, stream_read);
+  atelier_bench_report (b, json, "upload safetensors f16 128 MiB", "gbps", up_bytes / t / 1e9, stream_read);
   if (!time_upload (dev, gguf, quick ? 2 : 5, &up_bytes, &t, &error))
     goto out;
-  report (b, json, "upload GGUF Q4_K 126 MiB", "gbps", up_bytes / t / 1e9, stream_read);
+  atelier_bench_report (b, json, "upload GGUF Q4_K 126 MiB", "gbps", up_bytes / t / 1e9, stream_read);
   status = 0;
 
 out:

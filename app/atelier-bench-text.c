@@ -2,7 +2,7 @@
  * the chosen device. A 512-token prompt (the model's own tokens, cycled) is evaluated, then 128
  * tokens are generated greedily; it reports prompt tokens/s, generated tokens/s, the time to
  * the first token, and the GB/s of weights that generation reads (every weight byte once per
- * token: the figure that bounds it), next to the CPU's streaming read. */
+ * token: the figure that bounds it) with its ratio to the CPU's streaming read. */
 #include "config.h"
 
 #include "atelier-bench-cases.h"
@@ -12,19 +12,6 @@
 
 #define PROMPT_TOKENS 512
 #define GEN_TOKENS 128
-
-static void
-record (JsonBuilder *b, gboolean json, const char *name, const char *unit, double figure, const char *text_unit)
-{
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "case");
-  json_builder_add_string_value (b, name);
-  json_builder_set_member_name (b, unit);
-  json_builder_add_double_value (b, ((gint64) (figure * 100 + 0.5)) / 100.0);
-  json_builder_end_object (b);
-  if (!json)
-    printf ("%-48s %10.2f %s\n", name, figure, text_unit);
-}
 
 int
 atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,
@@ -88,14 +75,15 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
   if (!json)
     printf ("model: %s (%s, %.1f MiB of weights)\n", model_path, at_llm_get_arch (llm), weight_bytes / 1048576.0);
   g_snprintf (name, sizeof name, "prompt, %u tokens", stats.prompt_tokens);
-  record (b, json, name, "tokens_per_s", stats.prompt_tokens / MAX (stats.prompt_seconds, 1e-9), "tokens/s");
+  atelier_bench_report (b, json, name, "tokens_per_s", stats.prompt_tokens / MAX (stats.prompt_seconds, 1e-9),
+                        0);
   g_snprintf (name, sizeof name, "generate, %u tokens", stats.generated_tokens);
-  record (b, json, name, "tokens_per_s", stats.generated_tokens / MAX (stats.generate_seconds, 1e-9), "tokens/s");
-  record (b, json, "generate, weights read", "gbps",
-          weight_bytes * (double) stats.generated_tokens / MAX (stats.generate_seconds, 1e-9) / 1e9, "GB/s");
-  record (b, json, "time to first token", "ms", stats.first_token_seconds * 1e3, "ms");
-  if (!json && stream_read > 0)
-    printf ("(the CPU's streaming read: %.2f GB/s)\n", stream_read);
+  atelier_bench_report (b, json, name, "tokens_per_s",
+                        stats.generated_tokens / MAX (stats.generate_seconds, 1e-9), 0);
+  atelier_bench_report (b, json, "generate, weights read", "gbps",
+                        weight_bytes * (double) stats.generated_tokens / MAX (stats.generate_seconds, 1e-9) / 1e9,
+                        stream_read);
+  atelier_bench_report (b, json, "time to first token", "ms", stats.first_token_seconds * 1e3, 0);
   return 0;
 
 fail:

@@ -32,23 +32,6 @@ format_bytes (guint64 n)
   return g_format_size_full (n, G_FORMAT_SIZE_IEC_UNITS);
 }
 
-static char *
-shape_string (const AtTensorEntry *e)
-{
-  GString *s = g_string_new ("[");
-
-  for (int i = 0; i < e->ndim; i++)
-    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i > 0 ? ", " : "", e->shape[i]);
-  g_string_append_c (s, ']');
-  return g_string_free (s, FALSE);
-}
-
-static gboolean
-contiguous (const AtTensorEntry *e)
-{
-  return at_tensor_entry_is_contiguous (e);
-}
-
 /* Every tensor of every part, named as at_model_file_find_tensor finds them. */
 static JsonArray *
 tensors_json (AtModelFile *file)
@@ -72,7 +55,7 @@ tensors_json (AtModelFile *file)
           for (int d = 0; d < e->ndim; d++)
             json_array_add_int_element (shape, e->shape[d]);
           json_object_set_array_member (o, "shape", shape);
-          if (!contiguous (e))
+          if (!at_tensor_entry_is_contiguous (e))
             {
               JsonArray *stride = json_array_new ();
 
@@ -258,14 +241,14 @@ print_inspect (AtModelFile *file, const AtModelInfo *info, gboolean with_tensors
       for (guint i = 0; i < at_tensor_set_get_n_tensors (set); i++)
         {
           const AtTensorEntry *e = at_tensor_set_get (set, i);
-          g_autofree char *shape = shape_string (e);
+          g_autofree char *shape = at_file_shape_string (e->ndim, e->shape);
           g_autofree char *name = part[0] != '\0' ? g_strconcat (part, "/", e->name, NULL) : g_strdup (e->name);
 
           printf ("  %-60s %-7s %-24s %" G_GUINT64_FORMAT, name, at_file_dtype_name (e->dtype), shape, e->offset);
           /* Which file of a sharded set / member of a zip / variable file of an ml5 folder. */
           if (e->container != 0)
             printf (" in #%u", e->container);
-          printf ("%s\n", contiguous (e) ? "" : " (strided view)");
+          printf ("%s\n", at_tensor_entry_is_contiguous (e) ? "" : " (strided view)");
         }
     }
 }

@@ -349,6 +349,22 @@ at_tensor_entry_is_contiguous (const AtTensorEntry *entry)
   return TRUE;
 }
 
+char *
+at_file_shape_string (int ndim, const gint64 *shape)
+{
+  GString *s = g_string_new ("[");
+
+  for (int i = 0; i < ndim; i++)
+    {
+      if (shape[i] < 0)
+        g_string_append_printf (s, "%s*", i > 0 ? ", " : "");
+      else
+        g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i > 0 ? ", " : "", shape[i]);
+    }
+  g_string_append_c (s, ']');
+  return g_string_free (s, FALSE);
+}
+
 gboolean
 at_tensor_set_read (AtTensorSet *set, const AtTensorEntry *entry, guint64 offset, void *dst, gsize size,
                     GError **error)
@@ -539,60 +555,6 @@ convert_run (AtFileDtype dtype, const guint8 *src, float *dst, gint64 n)
     }
 }
 
-gboolean
-at_tensor_set_read_f32 (AtTensorSet *set, const AtTensorEntry *entry, float *dst, GError **error)
-{
-  const AtFileDtypeInfo *info = &file_dtypes[entry->dtype];
-  g_autofree guint8 *copy = NULL;
-  const guint8 *bytes = entry->data;
-  gint64 idx[AT_FILE_MAX_DIMS] = { 0 };
-
-  if (entry->numel == 0)
-    return TRUE;
-  if (bytes == NULL)
-    {
-      copy = g_try_malloc (entry->nbytes);
-      if (copy == NULL)
-        {
-          g_set_error (error, AT_ERROR, AT_ERROR_OUT_OF_HOST_MEMORY, "%s: no memory for the %" G_GUINT64_FORMAT
-                       " bytes of tensor \"%s\"", set->file_name, entry->nbytes, entry->name);
-          return FALSE;
-        }
-      if (!at_tensor_set_read (set, entry, 0, copy, entry->nbytes, error))
-        return FALSE;
-      bytes = copy;
-    }
-  if (info->block_size > 1 || at_tensor_entry_is_contiguous (entry))
-    {
-      convert_run (entry->dtype, bytes, dst, entry->numel);
-      return TRUE;
-    }
-  /* Gather a strided view element by element. */
-  for (gint64 n = 0; n < entry->numel; n++)
-    {
-      gint64 off = 0;
-
-      for (int d = 0; d < entry->ndim; d++)
-        off += idx[d] * entry->stride[d];
-      convert_run (entry->dtype, bytes + (gsize) off * info->type_size, dst + n, 1);
-      for (int d = entry->ndim - 1; d >= 0; d--)
-        {
-          if (++idx[d] < entry->shape[d])
-            break;
-          idx[d] = 0;
-        }
-    }
-  return TRUE;
-}
-
-gsize
-at_tensor_entry_upload_size (const AtTensorEntry *entry)
-{
-  AtDtype dtype = at_file_dtype_upload_dtype (entry->dtype);
-
-  return at_dtype_row_bytes (dtype, entry->numel);
-}
-
 /* Element `n` (row-major over the shape) of `entry` as its byte offset in the span. */
 static guint64
 element_offset (const AtTensorEntry *entry, gint64 n)
@@ -607,6 +569,53 @@ element_offset (const AtTensorEntry *entry, gint64 n)
   return off * file_dtypes[entry->dtype].type_size;
 }
 
+/* The entry's whole span: the mapping itself, or read once into `*copy` (freed by the
+ * caller). NULL on error. */
+static const guint8 *
+entry_bytes (AtTensorSet *set, const AtTensorEntry *entry, guint8 **copy, GError **error)
+{
+  if (entry->data != NULL)
+    return entry->data;
+  *copy = g_try_malloc (entry->nbytes);
+  if (*copy == NULL)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_OUT_OF_HOST_MEMORY,
+                   "%s: no memory for the %" G_GUINT64_FORMAT " bytes of tensor \"%s\"", set->file_name,
+                   entry->nbytes, entry->name);
+      return NULL;
+    }
+  return at_tensor_set_read (set, entry, 0, *copy, entry->nbytes, error) ? *copy : NULL;
+}
+
+gboolean
+at_tensor_set_read_f32 (AtTensorSet *set, const AtTensorEntry *entry, float *dst, GError **error)
+{
+  g_autofree guint8 *copy = NULL;
+  const guint8 *bytes;
+
+  if (entry->numel == 0)
+    return TRUE;
+  if ((bytes = entry_bytes (set, entry, &copy, error)) == NULL)
+    return FALSE;
+  if (file_dtypes[entry->dtype].block_size > 1 || at_tensor_entry_is_contiguous (entry))
+    {
+      convert_run (entry->dtype, bytes, dst, entry->numel);
+      return TRUE;
+    }
+  /* Gather a strided view element by element. */
+  for (gint64 n = 0; n < entry->numel; n++)
+    convert_run (entry->dtype, bytes + element_offset (entry, n), dst + n, 1);
+  return TRUE;
+}
+
+gsize
+at_tensor_entry_upload_size (const AtTensorEntry *entry)
+{
+  AtDtype dtype = at_file_dtype_upload_dtype (entry->dtype);
+
+  return at_dtype_row_bytes (dtype, entry->numel);
+}
+
 #define UPLOAD_CHUNK (4u << 20) /* elements converted at a time */
 
 gboolean
@@ -619,31 +628,16 @@ at_tensor_set_upload (AtTensorSet *set, const AtTensorEntry *entry, AtBuffer *bu
   gboolean contiguous = at_tensor_entry_is_contiguous (entry);
   g_autofree guint8 *span = NULL;
   g_autofree guint8 *out = NULL;
-  const guint8 *bytes = entry->data;
+  const guint8 *bytes;
 
   if (entry->numel == 0)
     return TRUE;
+  if ((bytes = entry_bytes (set, entry, &span, error)) == NULL)
+    return FALSE;
   /* The engine's own dtype, contiguous: one copy from the mapping into the buffer. */
   if (info->engine_dtype != AT_N_DTYPES && contiguous)
-    {
-      if (bytes != NULL)
-        return at_buffer_upload (buffer, offset, bytes, entry->nbytes, error);
-      span = g_try_malloc (entry->nbytes);
-      if (span == NULL)
-        goto oom;
-      return at_tensor_set_read (set, entry, 0, span, entry->nbytes, error)
-             && at_buffer_upload (buffer, offset, span, entry->nbytes, error);
-    }
-  /* Everything else goes element by element: the span read once when not mapped. */
-  if (bytes == NULL)
-    {
-      span = g_try_malloc (entry->nbytes);
-      if (span == NULL)
-        goto oom;
-      if (!at_tensor_set_read (set, entry, 0, span, entry->nbytes, error))
-        return FALSE;
-      bytes = span;
-    }
+    return at_buffer_upload (buffer, offset, bytes, entry->nbytes, error);
+  /* Everything else goes element by element. */
   if (info->block_size > 1)
     {
       /* Q2_K / Q3_K (always contiguous): whole blocks to f32. */

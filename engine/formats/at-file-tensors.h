@@ -136,6 +136,8 @@ const AtTensorEntry *at_tensor_set_find (AtTensorSet *set, const char *name);
 void at_tensor_set_bytes_by_dtype (AtTensorSet *set, guint64 *bytes);
 
 gboolean at_tensor_entry_is_contiguous (const AtTensorEntry *entry);
+/* "[3, 5]"; a negative size (an expectation's wildcard) prints as "*". */
+char *at_file_shape_string (int ndim, const gint64 *shape);
 
 /* Copies `size` bytes of the entry's span from `offset` (from the mapping, or via the
  * reader). */

@@ -135,6 +135,60 @@ load_json_object (const char *path, GError **error)
   return json_object_ref (json_node_get_object (root));
 }
 
+/* One weights file of a known format (`file_path`) as the model at `model_path` (the file
+ * itself, or the folder holding it). */
+static AtModelFile *
+open_weights (const char *model_path, const char *file_path, AtModelFormat format, GError **error)
+{
+  AtModelFile *file;
+  AtTensorSet *set;
+
+  switch (format)
+    {
+    case AT_MODEL_FORMAT_GGUF:
+      {
+        AtGguf *g = at_gguf_open (file_path, error);
+
+        if (g == NULL)
+          return NULL;
+        file = model_file_new (model_path, format);
+        file->gguf = g;
+        add_part (file, "", at_gguf_get_tensors (g), FALSE);
+        return file;
+      }
+    case AT_MODEL_FORMAT_TORCH:
+      {
+        AtTorchFile *t = at_torch_open (file_path, error);
+
+        if (t == NULL)
+          return NULL;
+        file = model_file_new (model_path, format);
+        file->torch = t;
+        add_part (file, "", at_torch_get_tensors (t), FALSE);
+        return file;
+      }
+    case AT_MODEL_FORMAT_SAFETENSORS:
+      {
+        AtSafetensors *st = at_safetensors_open (file_path, error);
+
+        if (st == NULL)
+          return NULL;
+        file = model_file_new (model_path, format);
+        file->safetensors = st;
+        add_part (file, "", at_safetensors_get_tensors (st), FALSE);
+        return file;
+      }
+    case AT_MODEL_FORMAT_SAFETENSORS_SHARDED:
+      if ((set = at_safetensors_open_sharded (file_path, error)) == NULL)
+        return NULL;
+      file = model_file_new (model_path, format);
+      add_part (file, "", set, TRUE);
+      return file;
+    default:
+      g_return_val_if_reached (NULL);
+    }
+}
+
 static AtModelFile *
 open_folder (const char *path, GError **error)
 {
@@ -142,14 +196,21 @@ open_folder (const char *path, GError **error)
   g_autofree char *manifest = g_build_filename (path, "manifest.json", NULL);
   g_autofree char *config = g_build_filename (path, "config.json", NULL);
   g_autofree char *base = g_path_get_basename (path);
-  static const char *const weight_names[] = {
-    "diffusion_pytorch_model.safetensors", "model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
-    "model.fp16.safetensors",
+  /* A single component's weights, in order of preference: sharded, whole, fp16, PyTorch. */
+  static const struct
+  {
+    const char *name;
+    AtModelFormat format;
+  } weights[] = {
+    { "diffusion_pytorch_model.safetensors.index.json", AT_MODEL_FORMAT_SAFETENSORS_SHARDED },
+    { "model.safetensors.index.json", AT_MODEL_FORMAT_SAFETENSORS_SHARDED },
+    { "diffusion_pytorch_model.safetensors", AT_MODEL_FORMAT_SAFETENSORS },
+    { "model.safetensors", AT_MODEL_FORMAT_SAFETENSORS },
+    { "diffusion_pytorch_model.fp16.safetensors", AT_MODEL_FORMAT_SAFETENSORS },
+    { "model.fp16.safetensors", AT_MODEL_FORMAT_SAFETENSORS },
+    { "diffusion_pytorch_model.bin", AT_MODEL_FORMAT_TORCH },
+    { "pytorch_model.bin", AT_MODEL_FORMAT_TORCH },
   };
-  static const char *const index_names[] = {
-    "diffusion_pytorch_model.safetensors.index.json", "model.safetensors.index.json",
-  };
-  static const char *const torch_names[] = { "diffusion_pytorch_model.bin", "pytorch_model.bin" };
   AtModelFile *file;
 
   if (g_file_test (index, G_FILE_TEST_EXISTS))
@@ -195,58 +256,15 @@ open_folder (const char *path, GError **error)
       return file;
     }
   /* One component (a vae/ or unet/ folder, a Hugging Face model folder): config.json and the
-   * weights, whole or sharded. */
-  for (guint i = 0; i < G_N_ELEMENTS (index_names); i++)
+   * weights. */
+  for (guint i = 0; i < G_N_ELEMENTS (weights); i++)
     {
-      g_autofree char *p = g_build_filename (path, index_names[i], NULL);
-      AtTensorSet *set;
+      g_autofree char *p = g_build_filename (path, weights[i].name, NULL);
 
       if (!g_file_test (p, G_FILE_TEST_EXISTS))
         continue;
-      set = at_safetensors_open_sharded (p, error);
-      if (set == NULL)
+      if ((file = open_weights (path, p, weights[i].format, error)) == NULL)
         return NULL;
-      file = model_file_new (path, AT_MODEL_FORMAT_SAFETENSORS_SHARDED);
-      add_part (file, "", set, TRUE);
-      if (g_file_test (config, G_FILE_TEST_EXISTS) && (file->config = load_json_object (config, error)) == NULL)
-        {
-          at_model_file_free (file);
-          return NULL;
-        }
-      return file;
-    }
-  for (guint i = 0; i < G_N_ELEMENTS (weight_names); i++)
-    {
-      g_autofree char *p = g_build_filename (path, weight_names[i], NULL);
-      AtSafetensors *st;
-
-      if (!g_file_test (p, G_FILE_TEST_EXISTS))
-        continue;
-      st = at_safetensors_open (p, error);
-      if (st == NULL)
-        return NULL;
-      file = model_file_new (path, AT_MODEL_FORMAT_SAFETENSORS);
-      file->safetensors = st;
-      add_part (file, "", at_safetensors_get_tensors (st), FALSE);
-      if (g_file_test (config, G_FILE_TEST_EXISTS) && (file->config = load_json_object (config, error)) == NULL)
-        {
-          at_model_file_free (file);
-          return NULL;
-        }
-      return file;
-    }
-  for (guint i = 0; i < G_N_ELEMENTS (torch_names); i++)
-    {
-      g_autofree char *p = g_build_filename (path, torch_names[i], NULL);
-      AtTorchFile *t;
-
-      if (!g_file_test (p, G_FILE_TEST_EXISTS))
-        continue;
-      if ((t = at_torch_open (p, error)) == NULL)
-        return NULL;
-      file = model_file_new (path, AT_MODEL_FORMAT_TORCH);
-      file->torch = t;
-      add_part (file, "", at_torch_get_tensors (t), FALSE);
       if (g_file_test (config, G_FILE_TEST_EXISTS) && (file->config = load_json_object (config, error)) == NULL)
         {
           at_model_file_free (file);
@@ -276,7 +294,6 @@ at_model_file_open (const char *path, GError **error)
   guint8 head[512] = { 0 };
   gssize got;
   FILE *f;
-  AtModelFile *file;
 
   if (g_file_test (path, G_FILE_TEST_IS_DIR))
     return open_folder (path, error);
@@ -286,15 +303,7 @@ at_model_file_open (const char *path, GError **error)
       return NULL;
     }
   if (has_suffix_ci (path, ".safetensors.index.json"))
-    {
-      AtTensorSet *set = at_safetensors_open_sharded (path, error);
-
-      if (set == NULL)
-        return NULL;
-      file = model_file_new (path, AT_MODEL_FORMAT_SAFETENSORS_SHARDED);
-      add_part (file, "", set, TRUE);
-      return file;
-    }
+    return open_weights (path, path, AT_MODEL_FORMAT_SAFETENSORS_SHARDED, error);
 
   f = fopen (path, "rb");
   if (f == NULL)
@@ -306,41 +315,14 @@ at_model_file_open (const char *path, GError **error)
   fclose (f);
 
   if (got >= 4 && memcmp (head, "GGUF", 4) == 0)
-    {
-      AtGguf *g = at_gguf_open (path, error);
-
-      if (g == NULL)
-        return NULL;
-      file = model_file_new (path, AT_MODEL_FORMAT_GGUF);
-      file->gguf = g;
-      add_part (file, "", at_gguf_get_tensors (g), FALSE);
-      return file;
-    }
+    return open_weights (path, path, AT_MODEL_FORMAT_GGUF, error);
   /* PyTorch: a zip (current), a tar or a bare pickle stream (legacy; at_torch_open says so). */
   if ((got >= 4 && memcmp (head, "PK\x03\x04", 4) == 0) || (got >= 2 && head[0] == 0x80 && head[1] <= 5)
       || (got >= 262 && memcmp (head + 257, "ustar", 5) == 0))
-    {
-      AtTorchFile *t = at_torch_open (path, error);
-
-      if (t == NULL)
-        return NULL;
-      file = model_file_new (path, AT_MODEL_FORMAT_TORCH);
-      file->torch = t;
-      add_part (file, "", at_torch_get_tensors (t), FALSE);
-      return file;
-    }
+    return open_weights (path, path, AT_MODEL_FORMAT_TORCH, error);
   /* safetensors: a little-endian u64 header length, then a JSON object. */
   if (got >= 9 && head[8] == '{')
-    {
-      AtSafetensors *st = at_safetensors_open (path, error);
-
-      if (st == NULL)
-        return NULL;
-      file = model_file_new (path, AT_MODEL_FORMAT_SAFETENSORS);
-      file->safetensors = st;
-      add_part (file, "", at_safetensors_get_tensors (st), FALSE);
-      return file;
-    }
+    return open_weights (path, path, AT_MODEL_FORMAT_SAFETENSORS, error);
   g_set_error (error, AT_ERROR, got == 0 ? AT_ERROR_BAD_FILE : AT_ERROR_UNSUPPORTED,
                "%s: %s; Atelier reads GGUF, safetensors, PyTorch .ckpt/.pt/.pth, diffusers folders and "
                "ml5 style folders",
@@ -463,22 +445,6 @@ at_model_file_find_tensor (AtModelFile *file, const char *name, AtTensorSet **se
 }
 
 static char *
-shape_string (int ndim, const gint64 *shape)
-{
-  GString *s = g_string_new ("[");
-
-  for (int i = 0; i < ndim; i++)
-    {
-      if (shape[i] < 0)
-        g_string_append_printf (s, "%s*", i > 0 ? ", " : "");
-      else
-        g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i > 0 ? ", " : "", shape[i]);
-    }
-  g_string_append_c (s, ']');
-  return g_string_free (s, FALSE);
-}
-
-static char *
 dtype_mask_string (guint32 mask)
 {
   GString *s = g_string_new (NULL);
@@ -514,8 +480,8 @@ at_model_file_expect (AtModelFile *file, const char *name, guint32 dtypes, int n
     match = shape[i] < 0 || shape[i] == e->shape[i];
   if (!match)
     {
-      g_autofree char *got = shape_string (e->ndim, e->shape);
-      g_autofree char *want = shape_string (ndim, shape);
+      g_autofree char *got = at_file_shape_string (e->ndim, e->shape);
+      g_autofree char *want = at_file_shape_string (ndim, shape);
 
       at_file_error (error, base, "tensor \"%s\" has shape %s; expected %s", name, got, want);
       return NULL;

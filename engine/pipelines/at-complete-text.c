@@ -117,7 +117,8 @@ at_complete_text (AtLlm *m, AtTokenizer *t, const gint32 *prompt, guint n_prompt
   g_autofree float *logits = g_try_new (float, n_vocab);
   g_autoptr (AtSampler) sampler = NULL;
   g_autoptr (AtDetokenizer) detok = at_detokenizer_new (t, TRUE);
-  g_autoptr (GString) text = g_string_new (NULL);
+  g_autoptr (GString) text = g_string_new (NULL);  /* generated, including held-back bytes */
+  g_autoptr (GString) shown_text = g_string_new (NULL); /* what the callback has seen */
   gsize shown = 0, stop_max = 0;
   gint64 t0 = g_get_monotonic_time (), t_gen;
   AtCompleteStats local = { 0 };
@@ -203,13 +204,14 @@ at_complete_text (AtLlm *m, AtTokenizer *t, const gint32 *prompt, guint n_prompt
       upto = stop ? text->len : text->len - held_back (text, shown, p->stop);
       if (upto > shown)
         {
-          g_autofree char *out = g_strndup (text->str + shown, upto - shown);
-          g_autofree char *so_far = g_strndup (text->str, upto);
+          const char *piece_start;
 
           if (stats->first_token_seconds == 0)
             stats->first_token_seconds = (g_get_monotonic_time () - t0) / 1e6;
+          g_string_append_len (shown_text, text->str + shown, (gssize) (upto - shown));
+          piece_start = shown_text->str + shown_text->len - (upto - shown);
           shown = upto;
-          if (callback != NULL && !callback (out, so_far, user_data))
+          if (callback != NULL && !callback (piece_start, shown_text->str, user_data))
             break;
         }
       if (stop)
@@ -230,9 +232,10 @@ at_complete_text (AtLlm *m, AtTokenizer *t, const gint32 *prompt, guint n_prompt
       g_string_append (text, rest);
       if (text->len > shown && callback != NULL)
         {
-          g_autofree char *out = g_strdup (text->str + shown);
+          gsize before = shown_text->len;
 
-          callback (out, text->str, user_data);
+          g_string_append (shown_text, text->str + shown);
+          callback (shown_text->str + before, shown_text->str, user_data);
         }
     }
   stats->generate_seconds = (g_get_monotonic_time () - t_gen) / 1e6;
