@@ -24,6 +24,7 @@ static const Command commands[] = {
   /* -- tokenizer commands -- */
   { "tokenize", atelier_cmd_tokenize, "token ids of a text (tokenize --model FILE [--input FILE] [--decode])" },
   /* -- llm commands -- */
+  /* -- history commands -- */
 };
 
 static void

@@ -13,5 +13,6 @@ int atelier_cmd_write (int argc, char **argv);
 /* -- tokenizer commands -- */
 int atelier_cmd_tokenize (int argc, char **argv);
 /* -- llm commands -- */
+/* -- history commands -- */
 
 G_END_DECLS
