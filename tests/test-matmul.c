@@ -111,6 +111,19 @@ test_texel_groups (void)
 }
 
 static void
+test_vector_rows (void)
+{
+  /* A vector times q8_0 on the texel path: lanes own rows (matvec_rows.comp). Rows of 34 K / 32
+   * bytes start 0, 2, 4 or 8 bytes into a texel in turn (1, 8, 4, 2 passes of rows); K / 32 % 8
+   * blocks follow the whole steps of 8; N leaves lanes and passes without rows. */
+  static const gint64 ks[] = { 32, 64, 128, 256, 320, 544, 576, 2080 };
+  static const gint64 ns[] = { 1, 67, 131 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (ks); i++)
+    check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q8_0, 1, ns[i % G_N_ELEMENTS (ns)], ks[i], 1e-9);
+}
+
+static void
 test_f16_activations (void)
 {
   for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
@@ -219,8 +232,10 @@ test_chunked (void)
       g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_Q8_0, 17, 129, 96, 1e-9), >=, 4);
       g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_Q6_K, 5, 67, 256, 1e-6), >, 3);
     }
-  /* Texel groups of q8_0 (rows of 272 bytes) split across views of 1024 words. */
+  /* q8_0 rows of 272 bytes, and of 102 (each chunk's first row at another offset into its
+   * first texel), split across views of 1024 words. */
   g_assert_cmpuint (check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q8_0, 1, 129, 256, 1e-9), >=, 9);
+  g_assert_cmpuint (check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q8_0, 1, 129, 96, 1e-9), >=, 4);
   g_unsetenv ("ATELIER_MAX_BINDING_BYTES");
   g_unsetenv ("ATELIER_MAX_TEXEL_ELEMENTS");
 }
@@ -286,6 +301,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/matmul/odd-k", test_odd_k);
   g_test_add_func ("/engine/matmul/f16-activations", test_f16_activations);
   g_test_add_func ("/engine/matmul/texel-groups", test_texel_groups);
+  g_test_add_func ("/engine/matmul/vector-rows", test_vector_rows);
   g_test_add_func ("/engine/matmul/batched", test_batched);
   g_test_add_func ("/engine/matmul/strided", test_strided);
   g_test_add_func ("/engine/matmul/chunked", test_chunked);

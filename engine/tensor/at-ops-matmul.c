@@ -19,6 +19,10 @@
  *   the arithmetic, so rows starting at 16 bytes are RGBA32UI views and q8_0 / q4_0 / q4_K are
  *   read 256 elements (whole texels) per lane (GROUP). A view is limited to
  *   maxTexelBufferElements texels: b is split as for storage ranges, by that limit.
+ * - For a vector times q8_0 (token generation) lanes own rows instead (matvec_rows): any K and
+ *   any row alignment, with each row's misalignment a spec constant. Its locals are indexed
+ *   only by constants after unrolling: a local array indexed at run time becomes per-lane
+ *   scratch memory on lavapipe, which made a first version 20x slower.
  * - The reference accumulates in double; the GPU in float, in another order: compare by NMSE.
  */
 #include "at-ops-matmul.h"
@@ -290,7 +294,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
   AtPipelineDesc desc;
   AtBinding bind[3];
   const char *label;
-  gboolean texel;
+  gboolean texel, own_rows = FALSE;
   gsize rb;
 
   fill_push (dst, &push, &rb);
@@ -319,6 +323,23 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
     {
       desc.shader = "matvec_texel";
       desc.texel_bindings = 0x3;
+      /* Lanes own rows (matvec_rows.comp): q8_0 b, a vector a in RGBA32UI texels, batch strides
+       * of whole texels (they keep each row's misalignment). Rows n, n + P, ... share one
+       * misalignment; about four rows a lane (measured: more do not help). */
+      if (b->dtype == AT_DTYPE_Q8_0 && push.M == 1 && bind[0].format == VK_FORMAT_R32G32B32A32_UINT
+          && (push.sb0 | push.sb1) % 16 == 0)
+        {
+          guint32 step = push.sbn % 16;
+          guint32 passes = step == 0 ? 1 : step % 8 == 0 ? 2 : step % 4 == 0 ? 4 : 8;
+
+          own_rows = TRUE;
+          desc.shader = "matvec_rows";
+          desc.n_spec = 15;
+          desc.spec[5] = MAX (1, 4 / passes);
+          desc.spec[12] = step;
+          desc.spec[14] = push.K / 32 % 8;
+          n_per = (guint64) desc.spec[0] * passes * desc.spec[5];
+        }
     }
   else
     bind[0] = at_encoder_bind (enc, a, FALSE, &push.oa, a->dtype == AT_DTYPE_F16 ? 2 : 4);
@@ -339,7 +360,17 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
           /* Rows that start at 16 bytes are read as RGBA32UI texels (B_RGBA): fewer fetches,
            * the main cost on lavapipe. Plain types, and (GROUP) q8_0 / q4_0 in groups of 8
            * blocks, q4_K super-blocks. */
-          if (!(!binfo->quantized || b->dtype == AT_DTYPE_Q4_K
+          if (own_rows)
+            {
+              if (!at_encoder_bind_texel (enc, b, first, n, VK_FORMAT_R32G32B32A32_UINT, &bind[1], &push.ob, 1))
+                {
+                  g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED, "matmul: %s does not fit a texel view",
+                               b->name);
+                  return FALSE;
+                }
+              desc.spec[13] = push.ob % 16;
+            }
+          else if (!(!binfo->quantized || b->dtype == AT_DTYPE_Q4_K
                 || ((b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0) && push.K % 256 == 0))
               || !at_encoder_bind_texel (enc, b, first, n, VK_FORMAT_R32G32B32A32_UINT, &bind[1], &push.ob, 1)
               || (push.ob | push.sbn | push.sb0 | push.sb1) % 16 != 0)

@@ -1,0 +1,98 @@
+// matvec_rows.comp: d[z, 0, n0 + n] = sum_k a[z, 0, k] * b[z', n, k] for a vector a (M = 1)
+// and q8_0 b. Reference: ref_matmul in engine/tensor/at-ops-matmul.c.
+// For CPU devices (lavapipe), where every per-lane load is a gather that costs far more than
+// the arithmetic it feeds. Lanes own rows of b and walk K together, eight blocks (256
+// elements, 17 texels of an RGBA32UI view) a step, so any K % 32 == 0 is read in whole texels
+// and a short K still fills every lane. Rows need not start at 16 bytes: row n starts
+// (OBM + n STEP) % 16 bytes into its first texel, so lane i of pass c takes row c + P i
+// (P = 16 / gcd(STEP, 16)) and all rows of a pass share one misalignment, a compile-time
+// constant: every field of every block sits at fixed bits. a is fetched once per subgroup,
+// one texel per lane, and each element reaches all lanes by a constant-lane subgroupShuffle
+// (one or two instructions on lavapipe, where a fetch is dozens).
+#version 450
+#extension GL_KHR_shader_subgroup_basic : enable
+#extension GL_KHR_shader_subgroup_shuffle : enable
+#define TEXEL
+#include "common.glsl"
+
+layout(constant_id = 5) const uint RR = 1;     // rows per lane per pass
+layout(constant_id = 12) const uint STEP = 0;  // row stride % 16, bytes (even)
+layout(constant_id = 13) const uint OBM = 0;   // first row's offset % 16, bytes (even)
+layout(constant_id = 14) const uint TAIL = 0;  // (K / 32) % 8: blocks after the whole steps
+
+#include "matmul-common.glsl"
+
+const uint S = gl_WorkGroupSize.x;  // one subgroup: 8 or 16 lanes
+const uint P = (STEP & 15u) == 0u ? 1u : (STEP & 7u) == 0u ? 2u : (STEP & 3u) == 0u ? 4u : 8u;
+const uint R = P * RR;  // rows per lane
+const uint NA = 64u / S;  // a's texels per lane per step (S >= 8)
+
+// Signed byte `o` / f16 at even byte `o` of a row's step window T (texels, constant o).
+#define BYTE(T, o) float((int(T[(o) >> 4][((o) >> 2) & 3u]) << (24u - 8u * ((o) & 3u))) >> 24)
+#define HALF(T, o) unpackHalf2x16(T[(o) >> 4][((o) >> 2) & 3u])[((o) >> 1) & 1u]
+
+// Blocks 8g .. 8g + nb - 1 of RR rows whose windows start m bytes into texel t0[r] + 17 g
+// (nb and m constant where this is inlined).
+void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast, inout float acc[RR]) {
+  uint lane = gl_LocalInvocationID.x;
+  vec4 A[NA];
+  [[unroll]] for (uint q = 0u; q < NA; q++)
+    if (q * S < 8u * nb)
+      A[q] = uintBitsToFloat(texelFetch(at, int(min(a4 + 64u * g + q * S + lane, alast))));
+  [[unroll]] for (uint j = 0u; j < nb; j++) {
+    float av[32];
+    [[unroll]] for (uint e = 0u; e < 32u; e++) {
+      uint t = 8u * j + e / 4u;  // a's texel within the step
+      av[e] = subgroupShuffle(A[t / S][e & 3u], t % S);
+    }
+    uint lo = (m + 34u * j) >> 4, mo = m + 34u * j - 16u * lo;
+    [[unroll]] for (uint r = 0u; r < RR; r++) {
+      uvec4 W3[3];  // the block's three texels
+      [[unroll]] for (uint t = 0u; t < 3u; t++)
+        W3[t] = texelFetch(bt, int(min(t0[r] + 17u * g + lo + t, blast)));
+      vec4 s = vec4(0.0);
+      [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        uint o = mo + 2u + 4u * i;
+        s += vec4(av[4u * i], av[4u * i + 1u], av[4u * i + 2u], av[4u * i + 3u])
+             * vec4(BYTE(W3, o), BYTE(W3, o + 1u), BYTE(W3, o + 2u), BYTE(W3, o + 3u));
+      }
+      acc[r] += HALF(W3, mo) * (s.x + s.y + s.z + s.w);
+    }
+  }
+}
+
+// Pass c: rows n_first + c + P (r S + lane), r < RR.
+void pass(uint c, uint n_first) {
+  uint lane = gl_LocalInvocationID.x;
+  uint m = (OBM + c * STEP) & 15u;  // this pass's misalignment
+  uint a4 = a_batch() >> 2, alast = uint(textureSize(at)) - 1u;
+  uint blast = uint(textureSize(bt)) - 1u, bbase = b_batch();
+  uint t0[RR];
+  float acc[RR];
+  [[unroll]] for (uint r = 0u; r < RR; r++) {
+    t0[r] = (bbase + (n_first + c + P * (r * S + lane)) * p.sbn) >> 4;
+    acc[r] = 0.0;
+  }
+  uint ng = p.K >> 8;
+  for (uint g = 0u; g < ng; g++)
+    step(g, 8u, m, t0, a4, alast, blast, acc);
+  if (TAIL > 0u)
+    step(ng, TAIL, m, t0, a4, alast, blast, acc);
+  uint dbase = d_batch() + p.n0;
+  [[unroll]] for (uint r = 0u; r < RR; r++) {
+    uint n = n_first + c + P * (r * S + lane);
+    if (n < p.nrows)
+      d[dbase + n] = acc[r];
+  }
+}
+
+void main() {
+  uint n_first = gl_WorkGroupID.x * S * R;
+  if (n_first >= p.nrows)
+    return;
+  // One inlined copy per pass, each with its constant misalignment.
+  pass(0u, n_first);
+  if (P > 1u) pass(1u, n_first);
+  if (P > 2u) { pass(2u, n_first); pass(3u, n_first); }
+  if (P > 4u) { pass(4u, n_first); pass(5u, n_first); pass(6u, n_first); pass(7u, n_first); }
+}
