@@ -1,5 +1,5 @@
-/* test-rows.c: get_rows (incl. the chunked path for tables beyond one storage range) and dtype
- * conversion, GPU against the C reference. */
+/* test-rows.c: get_rows (incl. the chunked path for tables beyond one storage range),
+ * write_rows and dtype conversion, GPU against the C reference. */
 #include "at-test-util.h"
 
 #include <string.h>
@@ -106,6 +106,76 @@ test_bad (void)
   g_assert_nonnull (strstr (error->message, "i32 ids"));
 }
 
+/* Rows written into a weight's buffer at a run-time start, as new keys go into a KV cache:
+ * what the next op reads, and what the buffer holds afterwards (rows that fall outside are
+ * dropped). */
+static void
+check_write_rows (gint64 start)
+{
+  enum { N_DST = 10, N_SRC = 3, HEADS = 3, HD = 4, ROW = HEADS * HD };
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtGraph) g = NULL;
+  g_autoptr (AtBuffer) buf = NULL;
+  g_autoptr (GError) error = NULL;
+  float init[N_DST * ROW], rows[N_SRC * ROW], after[N_DST * ROW], first = (float) start;
+  g_autofree char *what = g_strdup_printf ("write_rows at %" G_GINT64_FORMAT, start);
+  AtTensor *cache, *src, *st, *out;
+
+  if (dev == NULL)
+    return;
+  g = at_graph_new (dev);
+  at_test_fill (init, G_N_ELEMENTS (init), -1, 1);
+  at_test_fill (rows, G_N_ELEMENTS (rows), 2, 3);
+  buf = at_buffer_new (dev, sizeof init, AT_BUFFER_DEVICE, "cache", &error);
+  g_assert_no_error (error);
+  g_assert_true (at_buffer_upload (buf, 0, init, sizeof init, &error));
+  cache = at_graph_weight (g, "cache", AT_DTYPE_F32, 3, (gint64[]){ N_DST, HEADS, HD }, buf, 0);
+  src = at_test_input_values (g, "rows", AT_DTYPE_F32, 3, (gint64[]){ N_SRC, HEADS, HD }, rows);
+  st = at_test_input_values (g, "start", AT_DTYPE_I32, 1, (gint64[]){ 1 }, &first);
+  out = at_scale (g, at_write_rows (g, cache, src, st), 1.0f);
+  at_test_assert_nmse (at_test_run (g, out), 0, what);
+  g_assert_true (at_buffer_download (buf, 0, after, sizeof after, &error));
+  for (gint64 r = 0; r < N_DST; r++)
+    for (gint64 c = 0; c < ROW; c++)
+      {
+        gint64 from = r - start;
+        float want = from >= 0 && from < N_SRC ? rows[from * ROW + c] : init[r * ROW + c];
+        g_assert_cmpfloat (after[r * ROW + c], ==, want);
+      }
+}
+
+static void
+test_write_rows (void)
+{
+  check_write_rows (5);
+  check_write_rows (0);
+  check_write_rows (8);   /* the last row falls off the end */
+  check_write_rows (-1);  /* the first falls before the start */
+  check_write_rows (12);  /* nothing lands */
+}
+
+static void
+test_write_rows_bad (void)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtGraph) g = NULL;
+  AtTensor *t, *rows, *st;
+
+  if (dev == NULL)
+    return;
+  g = at_graph_new (dev);
+  t = at_graph_input (g, "t", AT_DTYPE_F32, 2, (gint64[]){ 4, 4 });
+  rows = at_graph_input (g, "rows", AT_DTYPE_F32, 2, (gint64[]){ 2, 4 });
+  st = at_graph_input (g, "start", AT_DTYPE_I32, 1, (gint64[]){ 1 });
+  at_test_expect_error (g, at_write_rows (g, t, rows, st), "not a weight");
+  g_clear_pointer (&g, at_graph_free);
+  g = at_graph_new (dev);
+  t = at_test_weight (g, "w", AT_DTYPE_F32, 2, (gint64[]){ 4, 4 }, -1, 1);
+  rows = at_graph_input (g, "rows", AT_DTYPE_F32, 2, (gint64[]){ 2, 5 });
+  st = at_graph_input (g, "start", AT_DTYPE_I32, 1, (gint64[]){ 1 });
+  at_test_expect_error (g, at_write_rows (g, t, rows, st), "row shape");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -114,5 +184,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/rows/get-rows-chunked", test_get_rows_chunked);
   g_test_add_func ("/engine/rows/cast", test_cast);
   g_test_add_func ("/engine/rows/bad-input", test_bad);
+  g_test_add_func ("/engine/rows/write-rows", test_write_rows);
+  g_test_add_func ("/engine/rows/write-rows-bad", test_write_rows_bad);
   return g_test_run ();
 }

@@ -1,15 +1,15 @@
 /* at-llm.c: decoder-only transformers (llama, qwen2, phi3) from GGUF on the engine's graph.
  *
  * KV cache: per layer one K and one V buffer, [n_ctx, kv_heads, head_dim] f32, bound into the
- * graphs as read-only weights. The graph for n new tokens computes their roped keys and values
- * as outputs and attends over concat(new rows, cache rows): with a single token the
- * run-time kv_len (position + 1) hides the unwritten cache rows (the new row comes first; key
- * order does not matter to attention); with several, a mask input says which rows each query
- * sees (new rows j <= i, cache rows < position). After the run the new rows are copied into the
- * cache at the position. The engine has no op writing rows at a run-time offset, so the concat
- * copies the cache each step; to bound that waste a graph sees only a prefix of the cache,
- * MIN_CACHE_VIEW rows doubled until it covers the position (one decode graph per such length,
- * compiled when first needed), so the copy stays within twice the rows in use.
+ * graphs as weights. The graph for n new tokens writes their roped keys and values into the
+ * cache at the position (at_write_rows, which reads the position at run time), then attends
+ * over the cache: with a single token the run-time kv_len (position + 1) hides the rows not
+ * yet written; with several, a mask input says which rows each query sees (rows up to its own
+ * position). A graph sees only a prefix of the cache, MIN_CACHE_VIEW rows doubled until it
+ * covers the new rows (one decode graph per such length, compiled when first needed), so
+ * attention reads at most twice the rows in use. Prompt graphs are padded to a power of two:
+ * the padding rows are written past the real ones, where the next tokens overwrite them before
+ * anything reads them (and rows past the context are dropped).
  * ATELIER_LLM_CACHE_VIEW=<rows> sets that first length (tests use a small one to cross several).
  * Longer prompts run in chunks of MAX_BATCH tokens (ATELIER_LLM_BATCH=<n> for tests), which bounds
  * the mask ([n, n + cache rows] floats) and the activations.
@@ -68,7 +68,6 @@ typedef struct
   AtGraph *graph;
   AtTensor *tokens, *positions, *kv_len, *mask, *logits;
   AtTensor *last;            /* prompt graphs: i32 [1], the row whose logits are wanted */
-  AtTensor **k_new, **v_new; /* per layer, [n, kv_heads, head_dim] */
   guint64 last_use;
 } Step;
 
@@ -89,7 +88,6 @@ struct _AtLlm
   Step *decode[MAX_DECODE_GRAPHS];
   Step *prompts[N_PROMPT_GRAPHS];
   guint64 clock;
-  float *kv_scratch; /* n_kv * head_dim floats for the decode step */
 };
 
 static void
@@ -104,8 +102,6 @@ step_free (Step *s)
   if (s == NULL)
     return;
   g_clear_pointer (&s->graph, at_graph_free);
-  g_free (s->k_new);
-  g_free (s->v_new);
   g_free (s);
 }
 
@@ -133,7 +129,6 @@ at_llm_free (AtLlm *m)
   weight_clear (&m->output_norm);
   weight_clear (&m->output);
   weight_clear (&m->rope_freqs);
-  g_free (m->kv_scratch);
   g_free (m);
 }
 
@@ -489,7 +484,6 @@ at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, GError **error)
           || !at_buffer_fill (L->v_cache, 0, cache_bytes, 0, error))
         return NULL;
     }
-  m->kv_scratch = g_new (float, (gsize) m->n_kv * m->head_dim);
   return g_steal_pointer (&m);
 }
 
@@ -517,7 +511,7 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
   AtGraph *g;
   AtTensor *x, *freqs = NULL, *out_w;
   const gint64 n1[] = { n }, one[] = { 1 };
-  const gint64 mask_shape[] = { n, (gint64) n + cache_len };
+  const gint64 mask_shape[] = { n, cache_len };
   const gint64 cache_shape[] = { cache_len, m->n_kv, m->head_dim };
   gint64 qd = (gint64) m->n_head * m->head_dim, kvd = (gint64) m->n_kv * m->head_dim;
   AtRopeMode mode = (m->arch == ARCH_LLAMA ? AT_ROPE_NORMAL : AT_ROPE_NEOX);
@@ -526,8 +520,6 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
   s->n = n;
   s->cache_len = cache_len;
   s->graph = g = at_graph_new (m->device);
-  s->k_new = g_new0 (AtTensor *, m->n_layer);
-  s->v_new = g_new0 (AtTensor *, m->n_layer);
   s->tokens = at_graph_input (g, "tokens", AT_DTYPE_I32, 1, n1);
   s->positions = at_graph_input (g, "positions", AT_DTYPE_I32, 1, n1);
   if (n == 1)
@@ -569,18 +561,13 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
         }
       q = at_rope (g, q, s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
       k = at_rope (g, k, s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
-      s->k_new[l] = k;
-      s->v_new[l] = v;
-      if (k != NULL)
-        at_graph_output (g, k, "k_new");
-      if (v != NULL)
-        at_graph_output (g, v, "v_new");
 
       kc = at_graph_weight (g, "k cache", AT_DTYPE_F32, 3, cache_shape, L->k_cache, 0);
       vc = at_graph_weight (g, "v cache", AT_DTYPE_F32, 3, cache_shape, L->v_cache, 0);
-      /* [n + cache_len, kv, hd] -> [kv, n + cache_len, hd] views; q [n, H, hd] -> [H, n, hd]. */
-      k = at_transpose (g, at_concat (g, k, kc, 0), 0, 1);
-      v = at_transpose (g, at_concat (g, v, vc, 0), 0, 1);
+      /* The new rows go into the cache at positions[0]; then [cache_len, kv, hd] ->
+       * [kv, cache_len, hd] views; q [n, H, hd] -> [H, n, hd]. */
+      k = at_transpose (g, at_write_rows (g, kc, k, s->positions), 0, 1);
+      v = at_transpose (g, at_write_rows (g, vc, v, s->positions), 0, 1);
       att = at_attention (g, at_transpose (g, q, 0, 1), k, v, s->mask, s->kv_len, &ap);
       att = at_reshape (g, att, 2, (gint64[]){ n, qd });
       x = at_add (g, x, at_matmul (g, att, weight_tensor (g, &L->o)));
@@ -624,14 +611,15 @@ get_step (AtLlm *m, guint n, GError **error)
   guint cache_len = MIN (m->min_cache_view, m->n_ctx);
   int k = 0;
 
-  while (cache_len < m->pos)
+  while (n_pad < n)
+    n_pad *= 2;
+  /* The view holds the new rows too (those that fit the context). */
+  while (cache_len < MIN (m->pos + n_pad, m->n_ctx))
     {
       cache_len = MIN (cache_len * 2, m->n_ctx);
       if (++k == MAX_DECODE_GRAPHS - 1)
         cache_len = m->n_ctx;
     }
-  while (n_pad < n)
-    n_pad *= 2;
   n = n_pad;
   if (n == 1)
     slot = &m->decode[k];
@@ -670,10 +658,8 @@ eval_chunk (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError 
   Step *s;
   g_autofree gint32 *positions = NULL;
   g_autofree float *mask = NULL;
-  g_autofree float *rows = NULL;
   g_autofree gint32 *padded = NULL;
   gint32 one_pos, kv_len, last = (gint32) n - 1;
-  gsize row_floats = (gsize) m->n_kv * m->head_dim;
   guint n_pad;
 
   if ((s = get_step (m, n, error)) == NULL)
@@ -689,9 +675,9 @@ eval_chunk (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError 
     }
   else
     {
-      gsize cols = (gsize) n_pad + s->cache_len;
+      gsize cols = s->cache_len;
       /* Padding rows: token 0 at the following positions; no real query sees them (their
-       * columns lie right of its diagonal) and their keys are not stored. */
+       * columns lie right of its diagonal), and the next tokens overwrite their keys. */
       padded = g_new0 (gint32, n_pad);
       memcpy (padded, tokens, n * sizeof (gint32));
       tokens = padded;
@@ -700,33 +686,20 @@ eval_chunk (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError 
       for (guint i = 0; i < n_pad; i++)
         {
           positions[i] = (gint32) (m->pos + i);
-          /* Columns: the n_pad new rows first, then the cache rows. */
+          /* Columns are cache rows: a query sees those up to its own position. */
           for (gsize j = 0; j < cols; j++)
-            mask[i * cols + j] = (j < n_pad ? j <= i : j - n_pad < m->pos) ? 0.0f : -INFINITY;
+            mask[i * cols + j] = j <= m->pos + i ? 0.0f : -INFINITY;
         }
       if (!at_graph_set_input (s->graph, s->positions, positions, n_pad * sizeof (gint32), error)
           || !at_graph_set_input (s->graph, s->mask, mask, (gsize) n_pad * cols * sizeof (float),
                                   error)
           || !at_graph_set_input (s->graph, s->last, &last, sizeof last, error))
         return FALSE;
-      rows = g_new (float, n_pad * row_floats);
     }
   if (!at_graph_set_input (s->graph, s->tokens, tokens, n_pad * sizeof (gint32), error)
       || !at_graph_run (s->graph, error))
     return FALSE;
 
-  for (guint l = 0; l < m->n_layer; l++)
-    {
-      Layer *L = &m->layers[l];
-      float *buf = (n == 1 ? m->kv_scratch : rows);
-      gsize bytes = n * row_floats * sizeof (float), all = n_pad * row_floats * sizeof (float);
-      gsize at = (gsize) m->pos * row_floats * sizeof (float);
-      if (!at_graph_get_output (s->graph, s->k_new[l], buf, all, error)
-          || !at_buffer_upload (L->k_cache, at, buf, bytes, error)
-          || !at_graph_get_output (s->graph, s->v_new[l], buf, all, error)
-          || !at_buffer_upload (L->v_cache, at, buf, bytes, error))
-        return FALSE;
-    }
   if (logits_last != NULL
       && !at_graph_get_output (s->graph, s->logits, logits_last, (gsize) m->n_vocab * sizeof (float),
                                error))

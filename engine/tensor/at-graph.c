@@ -321,6 +321,26 @@ at_graph_new_node (AtGraph *g, const AtOp *op, AtDtype dtype, int ndim, const gi
   return t;
 }
 
+AtTensor *
+at_graph_new_inplace_node (AtGraph *g, const AtOp *op, AtTensor *dst, AtTensor *const *srcs, guint n_srcs,
+                           const void *params, gsize params_size)
+{
+  AtTensor *t;
+
+  if (dst == NULL)
+    return g->error ? NULL : at_graph_fail (g, op->name, "the written tensor is missing");
+  if (dst->kind != AT_TENSOR_WEIGHT || dst->op != NULL)
+    return at_graph_fail (g, op->name, "%s is not a weight: only a weight's buffer can be written in place",
+                          dst->name);
+  if ((t = at_graph_new_node (g, op, dst->dtype, dst->ndim, dst->shape, srcs, n_srcs, params, params_size)) == NULL)
+    return NULL;
+  /* A weight-kind node: the arena planner leaves it alone and binds go to dst's buffer. */
+  t->kind = AT_TENSOR_WEIGHT;
+  t->buffer = at_buffer_ref (dst->buffer);
+  t->offset = dst->offset;
+  return t;
+}
+
 static AtTensor *
 storage_root (const AtTensor *t)
 {
@@ -827,6 +847,26 @@ gather (const AtTensor *t, const float *root_values)
   return out;
 }
 
+/* One node's reference result from the values computed so far. */
+static float *
+reference_node (const AtTensor *t, GPtrArray *values)
+{
+  float *srcs[AT_MAX_SRC] = { NULL };
+  float *v = g_new0 (float, at_tensor_numel (t));
+
+  for (guint s = 0; s < AT_MAX_SRC; s++)
+    if (t->src[s] != NULL)
+      srcs[s] = gather (t->src[s], g_ptr_array_index (values, storage_root (t->src[s])->index));
+  t->op->reference (t, (const float *const *) srcs, v);
+  for (guint s = 0; s < AT_MAX_SRC; s++)
+    g_free (srcs[s]);
+  /* Results are stored in their dtype: round like the GPU does. */
+  if (t->dtype == AT_DTYPE_F16 || t->dtype == AT_DTYPE_BF16)
+    for (gint64 k = 0; k < at_tensor_numel (t); k++)
+      v[k] = t->dtype == AT_DTYPE_F16 ? at_f16_to_f32 (at_f32_to_f16 (v[k])) : at_bf16_to_f32 (at_f32_to_bf16 (v[k]));
+  return v;
+}
+
 float *
 at_graph_run_reference (AtGraph *g, AtTensor *target, GError **error)
 {
@@ -853,6 +893,11 @@ at_graph_run_reference (AtGraph *g, AtTensor *target, GError **error)
           }
           break;
         case AT_TENSOR_WEIGHT:
+          if (t->op != NULL)
+            {
+              v = reference_node (t, values);
+              break;
+            }
           {
             g_autofree guint8 *raw = g_malloc (at_tensor_nbytes (t));
             if (!at_buffer_download (t->buffer, t->offset, raw, at_tensor_nbytes (t), error))
@@ -864,21 +909,7 @@ at_graph_run_reference (AtGraph *g, AtTensor *target, GError **error)
         case AT_TENSOR_VIEW:
           break; /* read through its root by gather() */
         case AT_TENSOR_INTERMEDIATE:
-          {
-            float *srcs[AT_MAX_SRC] = { NULL };
-            v = g_new0 (float, at_tensor_numel (t));
-            for (guint s = 0; s < AT_MAX_SRC; s++)
-              if (t->src[s] != NULL)
-                srcs[s] = gather (t->src[s], g_ptr_array_index (values, storage_root (t->src[s])->index));
-            t->op->reference (t, (const float *const *) srcs, v);
-            for (guint s = 0; s < AT_MAX_SRC; s++)
-              g_free (srcs[s]);
-            /* Results are stored in their dtype: round like the GPU does. */
-            if (t->dtype == AT_DTYPE_F16 || t->dtype == AT_DTYPE_BF16)
-              for (gint64 k = 0; k < at_tensor_numel (t); k++)
-                v[k] = t->dtype == AT_DTYPE_F16 ? at_f16_to_f32 (at_f32_to_f16 (v[k]))
-                                                : at_bf16_to_f32 (at_f32_to_bf16 (v[k]));
-          }
+          v = reference_node (t, values);
           break;
         }
       g_ptr_array_add (values, v);

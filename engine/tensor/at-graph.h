@@ -129,6 +129,11 @@ void at_tensor_broadcast_strides (const AtTensor *t, gint64 stride[4]);
  * a source is NULL, so ops chain without checks. */
 AtTensor *at_graph_new_node (AtGraph *g, const AtOp *op, AtDtype dtype, int ndim, const gint64 *shape,
                              AtTensor *const *srcs, guint n_srcs, const void *params, gsize params_size);
+/* For ops that write into a weight in place (a KV cache): a node whose storage is `dst`'s own
+ * (a weight, not a view), so the ops after it read what it wrote, and the write persists after
+ * the run. Its reference result is the whole of dst after the write. */
+AtTensor *at_graph_new_inplace_node (AtGraph *g, const AtOp *op, AtTensor *dst, AtTensor *const *srcs,
+                                     guint n_srcs, const void *params, gsize params_size);
 /* Records a shape error on the graph (formatted) and returns NULL. */
 AtTensor *at_graph_fail (AtGraph *g, const char *op, const char *format, ...) G_GNUC_PRINTF (3, 4);
 gboolean at_graph_failed (AtGraph *g);

@@ -1,6 +1,9 @@
-/* at-ops-rows.c: get_rows (embedding lookup, chunked for tables beyond one storage range) and
- * dtype conversion. Shaders: shaders/get_rows.comp, shaders/cast.comp. */
+/* at-ops-rows.c: get_rows (embedding lookup, chunked for tables beyond one storage range),
+ * write_rows (rows into a weight at a run-time position: a KV cache) and dtype conversion.
+ * Shaders: shaders/get_rows.comp, shaders/write_rows.comp, shaders/cast.comp. */
 #include "at-ops-rows.h"
+
+#include <string.h>
 
 #include "at-error.h"
 
@@ -12,6 +15,13 @@ typedef struct
   guint32 ot, oi, od, n_rows;
 } GetRowsPush;
 G_STATIC_ASSERT (sizeof (GetRowsPush) == 32);
+
+typedef struct
+{
+  guint32 n_src, dim, n_dst;
+  guint32 os, oi, od;
+} WriteRowsPush;
+G_STATIC_ASSERT (sizeof (WriteRowsPush) == 24);
 
 typedef struct
 {
@@ -124,6 +134,63 @@ at_get_rows (AtGraph *g, AtTensor *table, AtTensor *ids)
   shape[0] = ids->shape[0];
   shape[1] = table->shape[1];
   return at_graph_new_node (g, &get_rows_op, AT_DTYPE_F32, 2, shape, srcs, 2, NULL, 0);
+}
+
+/* ---- write_rows ---- */
+
+static void
+ref_write_rows (const AtTensor *dst, const float *const *src, float *out)
+{
+  gint64 n_dst = dst->shape[0], dim = at_tensor_numel (dst) / n_dst;
+  gint64 n_src = dst->src[1]->shape[0], start = (gint64) src[2][0];
+
+  memcpy (out, src[0], (gsize) at_tensor_numel (dst) * sizeof (float));
+  for (gint64 r = 0; r < n_src; r++)
+    if (start + r >= 0 && start + r < n_dst)
+      memcpy (out + (start + r) * dim, src[1] + r * dim, (gsize) dim * sizeof (float));
+}
+
+static gboolean
+encode_write_rows (AtEncoder *enc, AtTensor *dst, GError **error)
+{
+  const AtTensor *rows = dst->src[1], *start = dst->src[2];
+  AtPipelineDesc desc = { "write_rows", 3, { WG, 1, 1 }, 3, sizeof (WriteRowsPush) };
+  WriteRowsPush push = { 0 };
+  AtBinding b[3];
+  guint32 gx, gy;
+
+  push.n_dst = (guint32) dst->shape[0];
+  push.n_src = (guint32) rows->shape[0];
+  push.dim = (guint32) (at_tensor_numel (rows) / rows->shape[0]);
+  b[0] = at_encoder_bind (enc, rows, FALSE, &push.os, 4);
+  b[1] = at_encoder_bind (enc, start, FALSE, &push.oi, 4);
+  b[2] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
+  at_encoder_grid (enc, ((guint64) push.n_src * push.dim + WG - 1) / WG, &gx, &gy);
+  return at_encoder_dispatch (enc, &desc, "write_rows", &push, b, gx, gy, 1, error);
+}
+
+static const AtOp write_rows_op = { "write_rows", encode_write_rows, ref_write_rows };
+
+AtTensor *
+at_write_rows (AtGraph *g, AtTensor *dst, AtTensor *rows, AtTensor *start)
+{
+  AtTensor *srcs[3] = { dst, rows, start };
+  g_autofree char *dd = NULL, *dr = NULL, *ds = NULL;
+
+  if (dst == NULL || rows == NULL || start == NULL)
+    return at_graph_new_inplace_node (g, &write_rows_op, dst, srcs, 3, NULL, 0);
+  dd = at_tensor_describe (dst);
+  dr = at_tensor_describe (rows);
+  ds = at_tensor_describe (start);
+  if (dst->dtype != AT_DTYPE_F32 || rows->dtype != AT_DTYPE_F32 || start->dtype != AT_DTYPE_I32)
+    return at_graph_fail (g, "write_rows", "needs f32 dst and rows and an i32 start, not %s, %s, %s", dd, dr, ds);
+  if (!at_tensor_is_contiguous (dst) || !at_tensor_is_contiguous (rows))
+    return at_graph_fail (g, "write_rows", "dst and rows must be contiguous: %s, %s", dd, dr);
+  if (rows->ndim != dst->ndim
+      || at_tensor_numel (rows) / rows->shape[0] != at_tensor_numel (dst) / dst->shape[0]
+      || memcmp (rows->shape + 1, dst->shape + 1, sizeof (gint64) * (dst->ndim - 1)) != 0)
+    return at_graph_fail (g, "write_rows", "rows %s do not have the row shape of %s", dr, dd);
+  return at_graph_new_inplace_node (g, &write_rows_op, dst, srcs, 3, NULL, 0);
 }
 
 /* ---- cast ---- */
