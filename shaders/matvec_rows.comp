@@ -1,8 +1,9 @@
 // matvec_rows.comp: d[z, 0, n0 + n] = sum_k a[z, 0, k] * b[z', n, k] for a vector a (M = 1)
-// and q8_0 b. Reference: ref_matmul in engine/tensor/at-ops-matmul.c.
+// and q8_0 or q4_0 b (WTYPE). Reference: ref_matmul in engine/tensor/at-ops-matmul.c.
 // For CPU devices (lavapipe), where every per-lane load is a gather that costs far more than
 // the arithmetic it feeds. Lanes own rows of b and walk K together, eight blocks (256
-// elements, 17 texels of an RGBA32UI view) a step, so any K % 32 == 0 is read in whole texels
+// elements, 17 (q8_0) or 9 (q4_0) texels of an RGBA32UI view) a step, so any K % 32 == 0 is
+// read in whole texels
 // and a short K still fills every lane. Rows need not start at 16 bytes: row n starts
 // (OBM + n STEP) % 16 bytes into its first texel, so lane i of pass c takes row c + P i
 // (P = 16 / gcd(STEP, 16)) and all rows of a pass share one misalignment, a compile-time
@@ -26,12 +27,17 @@ const uint S = gl_WorkGroupSize.x;  // one subgroup: 8 or 16 lanes
 const uint P = (STEP & 15u) == 0u ? 1u : (STEP & 7u) == 0u ? 2u : (STEP & 3u) == 0u ? 4u : 8u;
 const uint R = P * RR;  // rows per lane
 const uint NA = 64u / S;  // a's texels per lane per step (S >= 8)
+const bool Q8 = WTYPE == WT_Q8_0;
+const uint BS = Q8 ? 34u : 18u;  // bytes a block: f16 scale, then 32 bytes or 16 of nibbles
+const uint TS = BS / 2u;         // texels a step of 8 blocks
 
-// Signed byte `o` / f16 at even byte `o` of a row's step window T (texels, constant o).
+// Signed byte `o`, its low / high nibble, f16 at even byte `o` of a window T (texels,
+// constant o).
 #define BYTE(T, o) float((int(T[(o) >> 4][((o) >> 2) & 3u]) << (24u - 8u * ((o) & 3u))) >> 24)
+#define NIB(T, o, h) float((T[(o) >> 4][((o) >> 2) & 3u] >> (8u * ((o) & 3u) + 4u * (h))) & 15u)
 #define HALF(T, o) unpackHalf2x16(T[(o) >> 4][((o) >> 2) & 3u])[((o) >> 1) & 1u]
 
-// Blocks 8g .. 8g + nb - 1 of RR rows whose windows start m bytes into texel t0[r] + 17 g
+// Blocks 8g .. 8g + nb - 1 of RR rows whose windows start m bytes into texel t0[r] + TS g
 // (nb and m constant where this is inlined).
 void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast, inout float acc[RR]) {
   uint lane = gl_LocalInvocationID.x;
@@ -45,18 +51,30 @@ void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
       uint t = 8u * j + e / 4u;  // a's texel within the step
       av[e] = subgroupShuffle(A[t / S][e & 3u], t % S);
     }
-    uint lo = (m + 34u * j) >> 4, mo = m + 34u * j - 16u * lo;
+    float asum = 0.0;  // q4_0 stores q + 8: d (sum a q - 8 sum a)
+    if (!Q8)
+      [[unroll]] for (uint e = 0u; e < 32u; e++)
+        asum += av[e];
+    uint lo = (m + BS * j) >> 4, mo = m + BS * j - 16u * lo;
     [[unroll]] for (uint r = 0u; r < RR; r++) {
-      uvec4 W3[3];  // the block's three texels
+      uvec4 W3[3];  // the block's texels (q4_0: two or three)
       [[unroll]] for (uint t = 0u; t < 3u; t++)
-        W3[t] = texelFetch(bt, int(min(t0[r] + 17u * g + lo + t, blast)));
+        if (Q8 || 16u * t < mo + BS)
+          W3[t] = texelFetch(bt, int(min(t0[r] + TS * g + lo + t, blast)));
       vec4 s = vec4(0.0);
       [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        uint o = mo + 2u + 4u * i;
-        s += vec4(av[4u * i], av[4u * i + 1u], av[4u * i + 2u], av[4u * i + 3u])
-             * vec4(BYTE(W3, o), BYTE(W3, o + 1u), BYTE(W3, o + 2u), BYTE(W3, o + 3u));
+        vec4 a4v = vec4(av[4u * i], av[4u * i + 1u], av[4u * i + 2u], av[4u * i + 3u]);
+        if (Q8) {
+          uint o = mo + 2u + 4u * i;
+          s += a4v * vec4(BYTE(W3, o), BYTE(W3, o + 1u), BYTE(W3, o + 2u), BYTE(W3, o + 3u));
+        } else {
+          // Elements 0..15 are the low nibbles of bytes 0..15, 16..31 the high ones.
+          uint o = mo + 2u + (4u * i & 15u), h = i / 4u;
+          s += a4v * vec4(NIB(W3, o, h), NIB(W3, o + 1u, h), NIB(W3, o + 2u, h), NIB(W3, o + 3u, h));
+        }
       }
-      acc[r] += HALF(W3, mo) * (s.x + s.y + s.z + s.w);
+      float t = s.x + s.y + s.z + s.w;
+      acc[r] += HALF(W3, mo) * (Q8 ? t : t - 8.0 * asum);
     }
   }
 }
