@@ -1,5 +1,5 @@
 // matvec_rows.comp: d[z, 0, n0 + n] = sum_k a[z, 0, k] * b[z', n, k] for a vector a (M = 1)
-// and q8_0 or q4_0 b (WTYPE). Reference: ref_matmul in engine/tensor/at-ops-matmul.c.
+// and q8_0, q4_0 or q4_K b (WTYPE). Reference: ref_matmul in engine/tensor/at-ops-matmul.c.
 // For CPU devices (lavapipe), where every per-lane load is a gather that costs far more than
 // the arithmetic it feeds. Lanes own rows of b and walk K together, eight blocks (256
 // elements, 17 (q8_0) or 9 (q4_0) texels of an RGBA32UI view) a step, so any K % 32 == 0 is
@@ -27,14 +27,15 @@ const uint S = gl_WorkGroupSize.x;  // one subgroup: 8 or 16 lanes
 const uint P = (STEP & 15u) == 0u ? 1u : (STEP & 7u) == 0u ? 2u : (STEP & 3u) == 0u ? 4u : 8u;
 const uint R = P * RR;  // rows per lane
 const uint NA = 64u / S;  // a's texels per lane per step (S >= 8)
-const bool Q8 = WTYPE == WT_Q8_0;
+const bool Q8 = WTYPE == WT_Q8_0, QK = WTYPE == WT_Q4_K;
 const uint BS = Q8 ? 34u : 18u;  // bytes a block: f16 scale, then 32 bytes or 16 of nibbles
-const uint TS = BS / 2u;         // texels a step of 8 blocks
+const uint TS = QK ? 9u : BS / 2u;  // texels a step of 8 blocks (q4_K: one super-block)
 
 // Signed byte `o`, its low / high nibble, f16 at even byte `o` of a window T (texels,
 // constant o).
 #define BYTE(T, o) float((int(T[(o) >> 4][((o) >> 2) & 3u]) << (24u - 8u * ((o) & 3u))) >> 24)
 #define NIB(T, o, h) float((T[(o) >> 4][((o) >> 2) & 3u] >> (8u * ((o) & 3u) + 4u * (h))) & 15u)
+#define UBYTE(T, o) ((T[(o) >> 4][((o) >> 2) & 3u] >> (8u * ((o) & 3u))) & 255u)
 #define HALF(T, o) unpackHalf2x16(T[(o) >> 4][((o) >> 2) & 3u])[((o) >> 1) & 1u]
 
 // Blocks 8g .. 8g + nb - 1 of RR rows whose windows start m bytes into texel t0[r] + TS g
@@ -79,6 +80,47 @@ void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
   }
 }
 
+// q4_K super-block g of RR rows (starting m bytes into texel t0[r] + 9 g): d, dmin (f16),
+// 12 bytes of 6-bit scales and mins for the 8 sub-blocks of 32, then 4 x 32 bytes of nibbles
+// (low nibbles: sub-block 2p, high: 2p + 1). Value = d sc q - dmin mn.
+void step_k(uint g, uint m, uint t0[RR], uint a4, uint alast, uint blast, inout float acc[RR]) {
+  uint lane = gl_LocalInvocationID.x;
+  vec4 A[NA];
+  [[unroll]] for (uint q = 0u; q < NA; q++)
+    A[q] = uintBitsToFloat(texelFetch(at, int(min(a4 + 64u * g + q * S + lane, alast))));
+  [[unroll]] for (uint r = 0u; r < RR; r++) {
+    uvec4 T[10];
+    [[unroll]] for (uint t = 0u; t < 10u; t++)
+      if (16u * t < m + 144u)
+        T[t] = texelFetch(bt, int(min(t0[r] + 9u * g + t, blast)));
+    vec2 dm = vec2(HALF(T, m), HALF(T, m + 2u));
+    [[unroll]] for (uint j = 0u; j < 8u; j++) {
+      float sc, mn;
+      uint sb = m + 4u;  // the scale bytes
+      if (j < 4u) {
+        sc = float(UBYTE(T, sb + j) & 63u);
+        mn = float(UBYTE(T, sb + j + 4u) & 63u);
+      } else {
+        uint x = UBYTE(T, sb + j + 4u);
+        sc = float((x & 15u) | ((UBYTE(T, sb + j - 4u) >> 6) << 4));
+        mn = float((x >> 4) | ((UBYTE(T, sb + j) >> 6) << 4));
+      }
+      vec4 s = vec4(0.0), as = vec4(0.0);
+      [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        vec4 av;
+        [[unroll]] for (uint e = 0u; e < 4u; e++) {
+          uint t = 8u * j + i;  // a's texel within the step: elements 32 j + 4 i + e
+          av[e] = subgroupShuffle(A[t / S][e], t % S);
+        }
+        uint o = m + 16u + 32u * (j / 2u) + 4u * i, h = j & 1u;
+        s += av * vec4(NIB(T, o, h), NIB(T, o + 1u, h), NIB(T, o + 2u, h), NIB(T, o + 3u, h));
+        as += av;
+      }
+      acc[r] += dm.x * sc * (s.x + s.y + s.z + s.w) - dm.y * mn * (as.x + as.y + as.z + as.w);
+    }
+  }
+}
+
 // Pass c: rows n_first + c + P (r S + lane), r < RR.
 void pass(uint c, uint n_first) {
   uint lane = gl_LocalInvocationID.x;
@@ -93,8 +135,11 @@ void pass(uint c, uint n_first) {
   }
   uint ng = p.K >> 8;
   for (uint g = 0u; g < ng; g++)
-    step(g, 8u, m, t0, a4, alast, blast, acc);
-  if (TAIL > 0u)
+    if (QK)
+      step_k(g, m, t0, a4, alast, blast, acc);
+    else
+      step(g, 8u, m, t0, a4, alast, blast, acc);
+  if (TAIL > 0u && !QK)
     step(ng, TAIL, m, t0, a4, alast, blast, acc);
   uint dbase = d_batch() + p.n0;
   [[unroll]] for (uint r = 0u; r < RR; r++) {

@@ -113,17 +113,19 @@ test_texel_groups (void)
 static void
 test_vector_rows (void)
 {
-  /* A vector times q8_0 / q4_0 on the texel path: lanes own rows (matvec_rows.comp). Rows of
+  /* A vector times q8_0 / q4_0 (and q4_K, whose rows are whole texels) on the texel path: lanes own rows (matvec_rows.comp). Rows of
    * 34 K / 32 (18 K / 32) bytes start 0, 2, 4 or 8 bytes into a texel in turn (1, 8, 4, 2
    * passes of rows); K / 32 % 8 blocks follow the whole steps of 8; N leaves lanes and passes
    * without rows. */
-  static const gint64 ks[] = { 32, 64, 128, 256, 320, 544, 576, 2080 };
+  static const gint64 ks[] = { 32, 64, 128, 256, 320, 544, 576, 2080, 1536 };
   static const gint64 ns[] = { 1, 67, 131 };
 
   for (guint i = 0; i < G_N_ELEMENTS (ks); i++)
     {
       check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q8_0, 1, ns[i % G_N_ELEMENTS (ns)], ks[i], 1e-9);
       check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q4_0, 1, ns[(i + 1) % G_N_ELEMENTS (ns)], ks[i], 1e-9);
+      if (ks[i] % 256 == 0)
+        check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q4_K, 1, ns[(i + 2) % G_N_ELEMENTS (ns)], ks[i], 1e-9);
     }
 }
 

@@ -19,7 +19,7 @@
  *   the arithmetic, so rows starting at 16 bytes are RGBA32UI views and q8_0 / q4_0 / q4_K are
  *   read 256 elements (whole texels) per lane (GROUP). A view is limited to
  *   maxTexelBufferElements texels: b is split as for storage ranges, by that limit.
- * - For a vector times q8_0 / q4_0 (token generation) lanes own rows instead (matvec_rows): any K and
+ * - For a vector times q8_0 / q4_0 / q4_K (token generation) lanes own rows instead (matvec_rows): any K and
  *   any row alignment, with each row's misalignment a spec constant. Its locals are indexed
  *   only by constants after unrolling: a local array indexed at run time becomes per-lane
  *   scratch memory on lavapipe, which made a first version 20x slower.
@@ -323,10 +323,12 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
     {
       desc.shader = "matvec_texel";
       desc.texel_bindings = 0x3;
-      /* Lanes own rows (matvec_rows.comp): q8_0 / q4_0 b, a vector a in RGBA32UI texels, batch strides
-       * of whole texels (they keep each row's misalignment). Rows n, n + P, ... share one
-       * misalignment; about four rows a lane (measured: more do not help). */
-      if ((b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0) && push.M == 1
+      /* Lanes own rows (matvec_rows.comp): q8_0 / q4_0 / q4_K b, a vector a in RGBA32UI texels,
+       * a workgroup of one subgroup (not "matvec-multi"), batch strides of whole texels (they
+       * keep each row's misalignment). Rows n, n + P, ... share one misalignment; about
+       * four rows a lane (measured: more do not help). */
+      if ((b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q4_K) && push.M == 1
+          && desc.spec[0] == at_encoder_get_info (enc)->subgroup_size
           && bind[0].format == VK_FORMAT_R32G32B32A32_UINT
           && (push.sb0 | push.sb1) % 16 == 0)
         {
