@@ -215,6 +215,16 @@ test_cache_views (void)
   g_unsetenv ("ATELIER_LLM_CACHE_VIEW");
 }
 
+/* q, k, v and gate, up each on their own (as when their dtypes differ) instead of stacked. */
+static void
+test_unstacked (void)
+{
+  g_setenv ("ATELIER_LLM_STACK", "0", TRUE);
+  check_model ("llama_q8_0", "llama", TOL_Q8_0, FALSE);
+  check_model ("qwen2_f32", "qwen2", TOL_F32, TRUE);
+  g_unsetenv ("ATELIER_LLM_STACK");
+}
+
 static void
 test_llama_f16 (void)
 {
@@ -338,6 +348,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/models/llm/llama-f32", test_llama_f32);
   g_test_add_func ("/models/llm/cache-views", test_cache_views);
+  g_test_add_func ("/models/llm/unstacked", test_unstacked);
   g_test_add_func ("/models/llm/llama-f16-tied", test_llama_f16);
   g_test_add_func ("/models/llm/llama-q8_0", test_llama_q8_0);
   g_test_add_func ("/models/llm/llama-q4_0", test_llama_q4_0);

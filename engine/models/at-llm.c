@@ -11,6 +11,9 @@
  * the padding rows are written past the real ones, where the next tokens overwrite them before
  * anything reads them (and rows past the context are dropped).
  * ATELIER_LLM_CACHE_VIEW=<rows> sets that first length (tests use a small one to cross several).
+ * Where their dtypes agree, q, k, v (and qwen2's biases) are uploaded stacked as one matrix and
+ * gate, up as another (phi-3's own layout): fewer, fuller matrix-vector products per token
+ * (ATELIER_LLM_STACK=0 turns that off, for tests).
  * Longer prompts run in chunks of MAX_BATCH tokens (ATELIER_LLM_BATCH=<n> for tests), which bounds
  * the mask ([n, n + cache rows] floats) and the activations.
  */
@@ -56,7 +59,7 @@ typedef struct
 typedef struct
 {
   Weight attn_norm, ffn_norm;
-  Weight q, k, v, qkv, q_b, k_b, v_b, o;
+  Weight q, k, v, qkv, q_b, k_b, v_b, qkv_b, o;
   Weight gate, up, down;
   AtBuffer *k_cache, *v_cache;
 } Layer;
@@ -117,8 +120,8 @@ at_llm_free (AtLlm *m)
   for (guint l = 0; m->layers != NULL && l < m->n_layer; l++)
     {
       Layer *L = &m->layers[l];
-      Weight *ws[] = { &L->attn_norm, &L->ffn_norm, &L->q, &L->k,    &L->v,  &L->qkv, &L->q_b,
-                       &L->k_b,       &L->v_b,      &L->o, &L->gate, &L->up, &L->down };
+      Weight *ws[] = { &L->attn_norm, &L->ffn_norm, &L->q,  &L->k,    &L->v,  &L->qkv, &L->q_b,
+                       &L->k_b,       &L->v_b,      &L->qkv_b, &L->o, &L->gate, &L->up, &L->down };
       for (guint i = 0; i < G_N_ELEMENTS (ws); i++)
         weight_clear (ws[i]);
       g_clear_pointer (&L->k_cache, at_buffer_unref);
@@ -253,6 +256,54 @@ load_layer_weight (AtLlm *m, AtGguf *gguf, guint l, const char *what, gint64 d0,
   return load_weight (m, gguf, name, matrix ? 2 : 1, shape, matrix, optional, w, error);
 }
 
+/* Layer l's matrices `whats` ([rows[i], dim] each; vectors [rows[i]] with dim 0) as one weight
+ * of their rows stacked, when they share a dtype: one matrix-vector product instead of several
+ * (a dispatch costs ~26 us on lavapipe, and a short matrix leaves lanes idle). FALSE without
+ * an error when they cannot be stacked (mixed dtypes, a shape to be checked by the separate
+ * load) or one is missing. */
+static gboolean
+load_stacked (AtLlm *m, AtGguf *gguf, guint l, const char *const *whats, const gint64 *rows, guint n,
+              gint64 dim, Weight *w, GError **error)
+{
+  AtTensorSet *set = at_gguf_get_tensors (gguf);
+  const AtTensorEntry *e[3];
+  gsize size = 0, at = 0;
+  gint64 total = 0;
+
+  g_assert (n <= G_N_ELEMENTS (e));
+  for (guint i = 0; i < n; i++)
+    {
+      char name[64];
+      AtDtype t;
+
+      g_snprintf (name, sizeof name, "blk.%u.%s", l, whats[i]);
+      e[i] = at_tensor_set_find (set, name);
+      t = e[i] != NULL ? at_file_dtype_upload_dtype (e[i]->dtype) : AT_DTYPE_F32;
+      if (e[i] == NULL || e[i]->ndim != (dim > 0 ? 2 : 1) || e[i]->shape[0] != rows[i]
+          || (dim > 0 && e[i]->shape[1] != dim) || e[i]->dtype != e[0]->dtype
+          || (dim > 0 ? !is_matmul_dtype (t) : (t != AT_DTYPE_F32 && t != AT_DTYPE_F16))
+          || at_tensor_entry_upload_size (e[i]) != at_dtype_row_bytes (t, dim > 0 ? dim : rows[i]) * (gsize) (dim > 0 ? rows[i] : 1))
+        return FALSE;
+      size += at_tensor_entry_upload_size (e[i]);
+      total += rows[i];
+    }
+  g_snprintf (w->name, sizeof w->name, "blk.%u.%s+%u", l, whats[0], n - 1);
+  w->buffer = at_buffer_new (m->device, MAX (size, 16), AT_BUFFER_DEVICE, w->name, error);
+  if (w->buffer == NULL)
+    return FALSE;
+  for (guint i = 0; i < n; i++)
+    {
+      if (!at_tensor_set_upload (set, e[i], w->buffer, at, error))
+        return FALSE;
+      at += at_tensor_entry_upload_size (e[i]);
+    }
+  w->dtype = at_file_dtype_upload_dtype (e[0]->dtype);
+  w->ndim = dim > 0 ? 2 : 1;
+  w->shape[0] = total;
+  w->shape[1] = dim;
+  return TRUE;
+}
+
 static gboolean
 load_hparams (AtLlm *m, AtGguf *gguf, GError **error)
 {
@@ -355,6 +406,7 @@ load_weights (AtLlm *m, AtGguf *gguf, GError **error)
   gint64 freq_shape[1] = { m->n_rot / 2 };
   g_autofree char *vocab_key = g_strconcat (arch_names[m->arch], ".vocab_size", NULL);
   gint64 vocab;
+  gboolean stack;
 
   if (!load_weight (m, gguf, "token_embd.weight", 2, emb_shape, TRUE, FALSE, &m->token_embd, error))
     return FALSE;
@@ -392,6 +444,8 @@ load_weights (AtLlm *m, AtGguf *gguf, GError **error)
       return FALSE;
     }
 
+  /* ATELIER_LLM_STACK=0: never stack (tests run both layouts). */
+  stack = g_strcmp0 (g_getenv ("ATELIER_LLM_STACK"), "0") != 0;
   m->layers = g_new0 (Layer, m->n_layer);
   for (guint l = 0; l < m->n_layer; l++)
     {
@@ -411,15 +465,45 @@ load_weights (AtLlm *m, AtGguf *gguf, GError **error)
         }
       else
         {
-          if (!load_layer_weight (m, gguf, l, "attn_q.weight", qd, dim, FALSE, &L->q, error)
-              || !load_layer_weight (m, gguf, l, "attn_k.weight", kvd, dim, FALSE, &L->k, error)
-              || !load_layer_weight (m, gguf, l, "attn_v.weight", kvd, dim, FALSE, &L->v, error)
-              || !load_layer_weight (m, gguf, l, "ffn_gate.weight", ffn, dim, FALSE, &L->gate,
-                                     error)
-              || !load_layer_weight (m, gguf, l, "ffn_up.weight", ffn, dim, FALSE, &L->up, error))
-            return FALSE;
+          /* q, k, v stacked as one [qd + 2 kvd, dim] (phi-3's layout) and gate, up as one
+           * [2 ffn, dim] where their dtypes agree; otherwise each on its own. */
+          static const char *const qkv[] = { "attn_q.weight", "attn_k.weight", "attn_v.weight" };
+          static const char *const gate_up[] = { "ffn_gate.weight", "ffn_up.weight" };
+          static const char *const qkv_bias[] = { "attn_q.bias", "attn_k.bias", "attn_v.bias" };
+          const gint64 qkv_rows[] = { qd, kvd, kvd }, gu_rows[] = { ffn, ffn };
+          GError *local = NULL;
+
+          /* qwen2's biases are stacked alike, or nothing is. */
+          if (stack && (m->arch != ARCH_QWEN2 || load_stacked (m, gguf, l, qkv_bias, qkv_rows, 3, 0, &L->qkv_b, &local))
+              && local == NULL)
+            load_stacked (m, gguf, l, qkv, qkv_rows, 3, dim, &L->qkv, &local);
+          if (local != NULL)
+            {
+              g_propagate_error (error, local);
+              return FALSE;
+            }
+          if (L->qkv.buffer == NULL)
+            {
+              g_clear_pointer (&L->qkv_b.buffer, at_buffer_unref);
+              if (!load_layer_weight (m, gguf, l, "attn_q.weight", qd, dim, FALSE, &L->q, error)
+                  || !load_layer_weight (m, gguf, l, "attn_k.weight", kvd, dim, FALSE, &L->k, error)
+                  || !load_layer_weight (m, gguf, l, "attn_v.weight", kvd, dim, FALSE, &L->v, error))
+                return FALSE;
+            }
+          if (!stack || !load_stacked (m, gguf, l, gate_up, gu_rows, 2, dim, &L->up, &local))
+            {
+              if (local != NULL)
+                {
+                  g_propagate_error (error, local);
+                  return FALSE;
+                }
+              if (!load_layer_weight (m, gguf, l, "ffn_gate.weight", ffn, dim, FALSE, &L->gate,
+                                      error)
+                  || !load_layer_weight (m, gguf, l, "ffn_up.weight", ffn, dim, FALSE, &L->up, error))
+                return FALSE;
+            }
         }
-      if (m->arch == ARCH_QWEN2
+      if (m->arch == ARCH_QWEN2 && L->qkv_b.buffer == NULL
           && (!load_layer_weight (m, gguf, l, "attn_q.bias", qd, 0, FALSE, &L->q_b, error)
               || !load_layer_weight (m, gguf, l, "attn_k.bias", kvd, 0, FALSE, &L->k_b, error)
               || !load_layer_weight (m, gguf, l, "attn_v.bias", kvd, 0, FALSE, &L->v_b, error)))
@@ -536,9 +620,11 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       AtTensor *h, *q, *k, *v, *kc, *vc, *att, *ff;
 
       h = at_rms_norm (g, x, weight_tensor (g, &L->attn_norm), m->eps);
-      if (m->arch == ARCH_PHI3)
+      if (L->qkv.buffer != NULL)
         {
           AtTensor *qkv = at_matmul (g, h, weight_tensor (g, &L->qkv)); /* [n, qd + 2 kvd] */
+          if (m->arch == ARCH_QWEN2)
+            qkv = at_add (g, qkv, weight_tensor (g, &L->qkv_b));
           q = heads_view (g, qkv, n, m->n_head, m->head_dim, qd + 2 * kvd, 0);
           k = heads_view (g, qkv, n, m->n_kv, m->head_dim, qd + 2 * kvd, qd);
           v = at_cont (g, heads_view (g, qkv, n, m->n_kv, m->head_dim, qd + 2 * kvd, qd + kvd));
@@ -573,7 +659,7 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       x = at_add (g, x, at_matmul (g, att, weight_tensor (g, &L->o)));
 
       h = at_rms_norm (g, x, weight_tensor (g, &L->ffn_norm), m->eps);
-      if (m->arch == ARCH_PHI3)
+      if (L->gate.buffer == NULL) /* gate and up stacked (phi-3's own layout) */
         ff = at_glu (g, at_matmul (g, h, weight_tensor (g, &L->up)), AT_GLU_SWIGLU);
       else
         ff = at_swiglu (g, at_matmul (g, h, weight_tensor (g, &L->gate)),
