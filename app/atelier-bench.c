@@ -10,6 +10,7 @@
 #include "atelier-commands.h"
 #include "atelier-bench-anchors.h"
 #include "atelier-bench-cases.h"
+#include "atelier-bench-history.h"
 
 #include <json-glib/json-glib.h>
 #include <stdio.h>
@@ -119,10 +120,13 @@ atelier_cmd_bench (int argc, char **argv)
       fprintf (stderr, "atelier bench: %s\n", error->message);
       return 2;
     }
+  /* The history store needs no device. */
+  if (argc >= 2 && strcmp (argv[1], "history") == 0)
+    return atelier_bench_history (json, quick);
   if (argc < 2 || (strcmp (argv[1], "ops") != 0 && strcmp (argv[1], "models") != 0 && strcmp (argv[1], "text") != 0))
     {
-      fprintf (stderr, "atelier bench: say what to measure: 'atelier bench ops', 'atelier bench models' or "
-                       "'atelier bench text --model FILE'\n");
+      fprintf (stderr, "atelier bench: say what to measure: 'atelier bench ops', 'atelier bench models', "
+                       "'atelier bench text --model FILE' or 'atelier bench history'\n");
       return 2;
     }
   text = strcmp (argv[1], "text") == 0;

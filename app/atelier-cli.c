@@ -25,6 +25,7 @@ static const Command commands[] = {
   { "tokenize", atelier_cmd_tokenize, "token ids of a text (tokenize --model FILE [--input FILE] [--decode])" },
   /* -- llm commands -- */
   /* -- history commands -- */
+  { "history", atelier_cmd_history, "what Atelier made (history list|search|show|tree|export|tag|fav|rm|check)" },
 };
 
 static void

@@ -14,5 +14,6 @@ int atelier_cmd_write (int argc, char **argv);
 int atelier_cmd_tokenize (int argc, char **argv);
 /* -- llm commands -- */
 /* -- history commands -- */
+int atelier_cmd_history (int argc, char **argv);
 
 G_END_DECLS

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "at-engine.h"
+#include "atelier-store.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -39,6 +40,7 @@ count_tokens (const char *text, gsize len, gpointer data)
 static gboolean
 on_piece (const char *piece, const char *text, gpointer data)
 {
+  g_string_append ((GString *) data, piece);
   fputs (piece, stdout);
   fflush (stdout);
   return !interrupted;
@@ -133,6 +135,60 @@ language_model (AtModelFile *file, GError **error)
   return at_model_file_get_gguf (file);
 }
 
+/* What a run records in the history: the generated text (the main asset, and searchable),
+ * the document or conversation it worked on (the "input" asset), and every setting in the
+ * parameters. The model's hash covers its size and first and last MiB only: hashing a
+ * multi-gigabyte file on every run would cost seconds. */
+static gint64
+record_history (AtelierStore *store, const char *model_path, const char *family, const char *prompt,
+                const char *input, const char *input_type, const char *generated, gint64 parent_id,
+                JsonBuilder *params, GError **error)
+{
+  g_autoptr (JsonNode) root = json_builder_get_root (params);
+  g_autofree char *params_json = json_to_string (root, FALSE);
+  g_autofree char *hash = NULL;
+  /* The asset keeps the exact bytes; the searchable text must be UTF-8, and a stop (Ctrl-C, a
+   * token limit) can cut a character in half. */
+  g_autofree char *searchable = g_utf8_make_valid (generated, -1);
+  g_autoptr (GBytes) main_bytes = g_bytes_new (generated, strlen (generated));
+  g_autoptr (GBytes) input_bytes = input != NULL ? g_bytes_new (input, strlen (input)) : NULL;
+  AtelierAssetNew assets[2] = {
+    { "main", "text/plain", main_bytes },
+    { "input", input_type, input_bytes },
+  };
+  AtelierItemNew item = { 0 };
+  JsonObject *o = json_node_get_object (root);
+  gint64 size = 0;
+
+  if ((hash = atelier_store_hash_model_file (model_path, &size, error)) == NULL
+      || (item.model_id = atelier_store_ensure_model (store, model_path, "llm", family, size, hash, error)) == 0)
+    return 0;
+  item.kind = ATELIER_ITEM_TEXT;
+  item.prompt = prompt;
+  item.params_json = params_json;
+  item.has_seed = TRUE;
+  item.seed = json_object_get_int_member (o, "seed");
+  item.parent_id = parent_id;
+  item.text = searchable;
+  item.assets = assets;
+  item.n_assets = input != NULL ? 2 : 1;
+  return atelier_store_save (store, &item, error);
+}
+
+static void
+add_param_double (JsonBuilder *b, const char *name, double v)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_double_value (b, v);
+}
+
+static void
+add_param_int (JsonBuilder *b, const char *name, gint64 v)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_int_value (b, v);
+}
+
 int
 atelier_cmd_write (int argc, char **argv)
 {
@@ -142,7 +198,8 @@ atelier_cmd_write (int argc, char **argv)
   int max_tokens = 0, top_k = 40, ctx = 0;
   double temperature = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.1;
   gint64 seed = -1;
-  gboolean print_prompt = FALSE;
+  gboolean print_prompt = FALSE, no_history = FALSE;
+  gint64 parent_id = 0;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "The GGUF language model", "FILE" },
     { "action", 0, 0, G_OPTION_ARG_STRING, &action_name, "continue (default), rewrite, summarize, brainstorm", "A" },
@@ -163,6 +220,8 @@ atelier_cmd_write (int argc, char **argv)
     { "ctx", 'c', 0, G_OPTION_ARG_INT, &ctx, "Context tokens (default: the model's, at most 4096)", "N" },
     { "stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &stops, "Stop at this text (repeatable)", "TEXT" },
     { "print-prompt", 0, 0, G_OPTION_ARG_NONE, &print_prompt, "Print the exact prompt and exit", NULL },
+    { "no-history", 0, 0, G_OPTION_ARG_NONE, &no_history, "Do not record the result in the history", NULL },
+    { "parent", 0, 0, G_OPTION_ARG_INT64, &parent_id, "Record the result as a variant of history item ID", "ID" },
     { NULL },
   };
   g_autoptr (GOptionContext) octx = g_option_context_new ("- write with a language model");
@@ -179,6 +238,12 @@ atelier_cmd_write (int argc, char **argv)
   AtCompleteStats stats;
   AtGguf *gguf;
   AtDevice *dev;
+  g_autoptr (AtelierStore) store = NULL;
+  g_autoptr (GString) generated = g_string_new (NULL);
+  g_autoptr (JsonBuilder) record = json_builder_new ();
+  g_auto (AtModelInfo) info = { 0 };
+  g_autofree char *doc_for_history = NULL;
+  const char *history_prompt;
   gboolean from_template;
   gint64 file_ctx = 0;
   guint n_ctx;
@@ -189,14 +254,27 @@ atelier_cmd_write (int argc, char **argv)
       fprintf (stderr, "atelier write: %s\n", error->message);
       return 2;
     }
-  if (model_path == NULL || argc > 1 || max_tokens < 0 || ctx < 0
+  if (model_path == NULL || argc > 1 || max_tokens < 0 || ctx < 0 || parent_id < 0
       || (action_name != NULL && !at_text_action_from_name (action_name, &action)))
     {
       fprintf (stderr, "Usage: atelier write --model FILE [--action continue|rewrite|summarize|brainstorm] "
                        "[--instruction TEXT] [--input FILE|-] [--selection START:END] [--system TEXT] [--messages FILE] "
                        "[--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] "
-                       "[--seed S] [--ctx N] [--stop TEXT] [--print-prompt]\n");
+                       "[--seed S] [--ctx N] [--stop TEXT] [--print-prompt] [--no-history] [--parent ID]\n");
       return 2;
+    }
+  /* The history is opened first: a wrong --parent should not cost a generation. */
+  if (!no_history && !print_prompt)
+    {
+      g_autoptr (AtelierItem) parent = NULL;
+
+      if ((store = atelier_store_open (NULL, &error)) == NULL)
+        goto fail;
+      if (parent_id > 0 && (parent = atelier_store_get (store, parent_id, &error)) == NULL)
+        {
+          g_prefix_error (&error, "--parent %" G_GINT64_FORMAT ": ", parent_id);
+          goto fail;
+        }
     }
 
   if ((file = at_model_file_open (model_path, &error)) == NULL || (gguf = language_model (file, &error)) == NULL
@@ -234,6 +312,7 @@ atelier_cmd_write (int argc, char **argv)
 
       if ((doc = read_input (input, &error)) == NULL)
         goto fail;
+      doc_for_history = g_strdup (doc);
       start = end = strlen (doc);
       if (selection != NULL && !parse_selection (selection, doc, &start, &end, &error))
         goto fail;
@@ -278,7 +357,7 @@ atelier_cmd_write (int argc, char **argv)
   params.max_tokens = (guint) max_tokens;
   params.stop = (const char *const *) stops;
   signal (SIGINT, on_sigint);
-  if (!at_complete_text (llm, tok, (const gint32 *) (gpointer) ids->data, ids->len, &params, NULL, on_piece, NULL,
+  if (!at_complete_text (llm, tok, (const gint32 *) (gpointer) ids->data, ids->len, &params, NULL, on_piece, generated,
                          NULL, &stats, &error))
     goto fail;
   signal (SIGINT, SIG_DFL);
@@ -287,6 +366,71 @@ atelier_cmd_write (int argc, char **argv)
            stats.prompt_tokens / MAX (stats.prompt_seconds, 1e-9), stats.generated_tokens,
            stats.generated_tokens / MAX (stats.generate_seconds, 1e-9), params.sampler.seed,
            interrupted ? ", stopped by Ctrl-C" : "");
+  if (store != NULL)
+    {
+      gint64 id;
+
+      json_builder_begin_object (record);
+      json_builder_set_member_name (record, "action");
+      json_builder_add_string_value (record, messages != NULL ? "messages" : at_text_action_name (action));
+      if (instruction != NULL)
+        {
+          json_builder_set_member_name (record, "instruction");
+          json_builder_add_string_value (record, instruction);
+        }
+      if (system != NULL)
+        {
+          json_builder_set_member_name (record, "system");
+          json_builder_add_string_value (record, system);
+        }
+      if (selection != NULL)
+        {
+          json_builder_set_member_name (record, "selection");
+          json_builder_add_string_value (record, selection);
+        }
+      add_param_double (record, "temperature", temperature);
+      add_param_int (record, "top_k", top_k);
+      add_param_double (record, "top_p", top_p);
+      add_param_double (record, "min_p", min_p);
+      add_param_double (record, "repeat_penalty", repeat_penalty);
+      add_param_int (record, "seed", params.sampler.seed);
+      add_param_int (record, "max_tokens", max_tokens);
+      add_param_int (record, "ctx", n_ctx);
+      json_builder_set_member_name (record, "stop");
+      json_builder_begin_array (record);
+      for (guint i = 0; stops != NULL && stops[i] != NULL; i++)
+        json_builder_add_string_value (record, stops[i]);
+      json_builder_end_array (record);
+      json_builder_set_member_name (record, "model");
+      json_builder_add_string_value (record, model_path);
+      add_param_int (record, "prompt_tokens", stats.prompt_tokens);
+      add_param_int (record, "generated_tokens", stats.generated_tokens);
+      json_builder_set_member_name (record, "stopped");
+      json_builder_add_boolean_value (record, interrupted != 0);
+      json_builder_end_object (record);
+      at_model_file_recognize (file, &info);
+      /* The prompt a search finds it by: the instruction, else the last message, else the action. */
+      history_prompt = instruction != NULL ? instruction : at_text_action_name (action);
+      if (messages != NULL && json_array_get_length (messages) > 0)
+        history_prompt = json_object_get_string_member_with_default (
+          json_array_get_object_element (messages, json_array_get_length (messages) - 1), "content", history_prompt);
+      {
+        g_autoptr (JsonNode) messages_node = messages != NULL ? json_node_init_array (json_node_alloc (), messages)
+                                                               : NULL;
+        g_autofree char *messages_text = messages_node != NULL ? json_to_string (messages_node, FALSE) : NULL;
+
+        id = record_history (store, model_path, info.family, history_prompt,
+                             messages != NULL ? messages_text : doc_for_history,
+                             messages != NULL ? "application/json" : "text/plain", generated->str, parent_id, record,
+                             &error);
+      }
+      if (id == 0)
+        {
+          g_prefix_error (&error, "the text was not saved in the history: ");
+          goto fail;
+        }
+      fprintf (stderr, "saved as history item %" G_GINT64_FORMAT "\n", id);
+    }
   return 0;
 
 fail:
