@@ -52,5 +52,9 @@ const AtBenchCase at_bench_cases_attention[] = {
   { "attention decode f16 kv 4096 d128 h32", "attention", "f32", "f16",
     { { "b", 1 }, { "h", 32 }, { "lq", 1 }, { "lk", 4096 }, { "d", 128 } }, AT_BENCH_GBPS,
     2.0 * 1 * 32 * 4096 * 128 * 2, 1, build_f16 },
+  /* The f32 KV cache of the writer's models (4 bytes an element). */
+  { "attention decode f32 kv 4096 d64 h8", "attention", "f32", "f32",
+    { { "b", 1 }, { "h", 8 }, { "lq", 1 }, { "lk", 4096 }, { "d", 64 } }, AT_BENCH_GBPS,
+    2.0 * 1 * 8 * 4096 * 64 * 4, 1, build_f32 },
   { NULL },
 };

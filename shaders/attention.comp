@@ -14,7 +14,8 @@
 // Online softmax with a lazy maximum: the reference m only moves when a score exceeds it by
 // more than RESCALE_AT, so rescaling l and acc is rare; e^(s - m) <= e^8 keeps the sums far
 // from overflow, and acc / l does not depend on the reference.
-// KV_F16 (define): k and v are halves, two per uint word.
+// KV_F16 (define): k and v are halves, two per uint word. KV_TEXEL (define): f32 k and v
+// through texel views (CPU devices).
 #version 450
 #extension GL_KHR_shader_subgroup_shuffle : enable
 #extension GL_KHR_shader_subgroup_arithmetic : enable
@@ -54,7 +55,13 @@ const uint ROUNDS = (DC + SG - 1u) / SG; // chunk loads per lane
 layout(binding = 0) readonly buffer Q { float q[]; };
 // K and V are also seen as 16-byte (f32) or 8-byte (f16) chunks: one load per lane and chunk
 // instead of four, when KV_VEC4 says every row starts on one.
-#ifdef KV_F16
+#if defined(KV_TEXEL)
+// CPU devices: f32 K and V as RGBA32UI texel views, rows on whole texels (the host sets it only
+// with KV_VEC4): on lavapipe a texel fetch is a vectorised gather where a storage load whose
+// address differs per lane is a loop over the lanes.
+layout(binding = 1) uniform usamplerBuffer kt;
+layout(binding = 2) uniform usamplerBuffer vt;
+#elif defined(KV_F16)
 layout(binding = 1) readonly buffer K { uint k[]; };
 layout(binding = 2) readonly buffer V { uint v[]; };
 layout(binding = 1) readonly buffer K4 { uvec2 k4[]; };
@@ -90,7 +97,9 @@ layout(push_constant) uniform Push {
 // Element x of chunk c (per lane, c < DC) of the row starting at element `row`: 0 past D, and
 // the address clamped into the row so that no lane reads outside it.
 #define AT(c, x) min((c) * 4u + (x), D - 1u)
-#ifdef KV_F16
+#if defined(KV_TEXEL)
+#define LOAD4(buf, row, c) uintBitsToFloat(texelFetch(buf##t, int(((row) >> 2) + (c))))
+#elif defined(KV_F16)
 #define H(buf, row, c, x) ((c) * 4u + (x) < D ? half_at(buf[((row) + AT(c, x)) >> 1], (row) + AT(c, x)) : 0.0)
 #define W(buf, row, c, x) unpackHalf2x16(buf[((row) >> 1) + min(2u * (c) + (x), D / 2u - 1u)])
 #define LOAD4(buf, row, c) \

@@ -152,6 +152,18 @@ test_gqa (void)
   check_both ("gqa decode f16", &(Case){ 1, 8, 2, 1, 77, 128, TRUE, TRUE });
 }
 
+/* CPU devices read f32 K and V through texel views (attention_texel); the storage-buffer
+ * kernel, which GPUs use, for the same cases. */
+static void
+test_storage_kv (void)
+{
+  g_setenv ("ATELIER_ATTENTION_TEXEL", "0", TRUE);
+  check_both ("storage decode causal", &(Case){ 1, 4, 4, 1, 37, 64, TRUE });
+  check_both ("storage gqa causal", &(Case){ 2, 8, 2, 13, 29, 64, TRUE });
+  check_case ("storage mask", &(Case){ 1, 2, 2, 9, 21, 40, .mask = 2 });
+  g_unsetenv ("ATELIER_ATTENTION_TEXEL");
+}
+
 static void
 test_head_dims (void)
 {
@@ -314,6 +326,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/attention/square", test_square);
   g_test_add_func ("/engine/attention/causal-offset", test_causal_offset);
   g_test_add_func ("/engine/attention/gqa", test_gqa);
+  g_test_add_func ("/engine/attention/storage-kv", test_storage_kv);
   g_test_add_func ("/engine/attention/head-dims", test_head_dims);
   g_test_add_func ("/engine/attention/mask", test_mask);
   g_test_add_func ("/engine/attention/kv-len", test_kv_len);

@@ -267,6 +267,7 @@ encode_attention (AtEncoder *enc, AtTensor *dst, GError **error)
   Dims n;
   Tiles tl;
   guint32 paired, vec4;
+  gboolean texel = FALSE;
 
   get_dims (dst, &n);
   choose_tiles (info, n.d, n.hq / n.hkv * n.lq, &tl);
@@ -274,8 +275,19 @@ encode_attention (AtEncoder *enc, AtTensor *dst, GError **error)
   strides3 (k, &push.skb, &push.skh, &push.skj);
   strides3 (v, &push.svb, &push.svh, &push.svj);
   b[0] = at_encoder_bind (enc, q, FALSE, &push.oq, 4);
-  b[1] = at_encoder_bind (enc, k, FALSE, &push.ok, kv_unit);
-  b[2] = at_encoder_bind (enc, v, FALSE, &push.ov, kv_unit);
+  /* f32 K and V in RGBA32UI texel views on CPU devices when every row starts on a texel
+   * (ATELIER_ATTENTION_TEXEL=0 turns it off, for tests). */
+  if (!f16 && info->type == VK_PHYSICAL_DEVICE_TYPE_CPU && n.d % 4 == 0
+      && (push.skb | push.skh | push.skj | push.svb | push.svh | push.svj) % 4 == 0
+      && g_strcmp0 (g_getenv ("ATELIER_ATTENTION_TEXEL"), "0") != 0)
+    texel = at_encoder_bind_texel (enc, k, 0, 0, VK_FORMAT_R32G32B32A32_UINT, &b[1], &push.ok, 4)
+            && at_encoder_bind_texel (enc, v, 0, 0, VK_FORMAT_R32G32B32A32_UINT, &b[2], &push.ov, 4)
+            && push.ok % 4 == 0 && push.ov % 4 == 0;
+  if (!texel)
+    {
+      b[1] = at_encoder_bind (enc, k, FALSE, &push.ok, kv_unit);
+      b[2] = at_encoder_bind (enc, v, FALSE, &push.ov, kv_unit);
+    }
   if (p->mask_src >= 0)
     {
       AtTensor *mask = dst->src[p->mask_src];
@@ -310,9 +322,9 @@ encode_attention (AtEncoder *enc, AtTensor *dst, GError **error)
          && (push.skb | push.skh | push.skj | push.svb | push.svh | push.svj) % 4 == 0;
   {
     AtPipelineDesc desc = {
-      f16 ? "attention_f16" : "attention", 9,
+      texel ? "attention_texel" : f16 ? "attention_f16" : "attention", 9,
       { tl.nl, 1, 1, (guint32) n.d, tl.rpl, paired, tl.nl, vec4, tl.keys_on_lanes },
-      6, sizeof (AttnPush),
+      6, sizeof (AttnPush), texel ? 0x6 : 0,
     };
     guint32 gx = (guint32) ((push.g * n.lq + tl.rows_per_group - 1) / tl.rows_per_group);
     return at_encoder_dispatch (enc, &desc, split ? "attention_split" : "attention", &push, b, gx,
