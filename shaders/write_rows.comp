@@ -1,4 +1,5 @@
-// write_rows.comp: d[start + r, :] = s[r, :] for the rows with 0 <= start + r < n_dst, where
+// write_rows.comp: d[start + r, :] = s[r, :] for the rows with 0 <= start + r < n_dst (rows of
+// s srow elements apart, each contiguous), where
 // start = idx[0] is read at run time (the position of new rows in a KV cache). d is the
 // written tensor's own storage: the rows not named keep their values.
 // Reference: ref_write_rows in engine/tensor/at-ops-rows.c.
@@ -13,6 +14,7 @@ layout(push_constant) uniform Push {
   uint n_src, dim;  // s is [n_src, dim]
   uint n_dst;       // rows of d
   uint os, oi, od;  // element offsets
+  uint srow;        // s's row stride, elements
 } p;
 
 void main() {
@@ -23,5 +25,5 @@ void main() {
   int row = idx[p.oi] + int(r);
   if (row < 0 || row >= int(p.n_dst))
     return;
-  d[p.od + uint(row) * p.dim + c] = s[p.os + i];
+  d[p.od + uint(row) * p.dim + c] = s[p.os + r * p.srow + c];
 }

@@ -110,14 +110,15 @@ test_bad (void)
  * what the next op reads, and what the buffer holds afterwards (rows that fall outside are
  * dropped). */
 static void
-check_write_rows (gint64 start)
+check_write_rows (gint64 start, gboolean strided)
 {
   enum { N_DST = 10, N_SRC = 3, HEADS = 3, HD = 4, ROW = HEADS * HD };
   AtDevice *dev = at_test_device ();
   g_autoptr (AtGraph) g = NULL;
   g_autoptr (AtBuffer) buf = NULL;
   g_autoptr (GError) error = NULL;
-  float init[N_DST * ROW], rows[N_SRC * ROW], after[N_DST * ROW], first = (float) start;
+  float init[N_DST * ROW], rows[N_SRC * ROW], wide[N_SRC * (ROW + HD)], after[N_DST * ROW];
+  float first = (float) start;
   g_autofree char *what = g_strdup_printf ("write_rows at %" G_GINT64_FORMAT, start);
   AtTensor *cache, *src, *st, *out;
 
@@ -130,7 +131,18 @@ check_write_rows (gint64 start)
   g_assert_no_error (error);
   g_assert_true (at_buffer_upload (buf, 0, init, sizeof init, &error));
   cache = at_graph_weight (g, "cache", AT_DTYPE_F32, 3, (gint64[]){ N_DST, HEADS, HD }, buf, 0);
-  src = at_test_input_values (g, "rows", AT_DTYPE_F32, 3, (gint64[]){ N_SRC, HEADS, HD }, rows);
+  if (strided)
+    {
+      /* The rows as heads 1.. of wider rows (as K within a stacked q/k/v product). */
+      AtTensor *w;
+      at_test_fill (wide, G_N_ELEMENTS (wide), -5, -4);
+      for (gint64 r = 0; r < N_SRC; r++)
+        memcpy (wide + r * (ROW + HD) + HD, rows + r * ROW, ROW * sizeof (float));
+      w = at_test_input_values (g, "wide", AT_DTYPE_F32, 3, (gint64[]){ N_SRC, HEADS + 1, HD }, wide);
+      src = at_view (g, w, 3, (gint64[]){ N_SRC, HEADS, HD }, (gint64[]){ ROW + HD, HD, 1 }, HD);
+    }
+  else
+    src = at_test_input_values (g, "rows", AT_DTYPE_F32, 3, (gint64[]){ N_SRC, HEADS, HD }, rows);
   st = at_test_input_values (g, "start", AT_DTYPE_I32, 1, (gint64[]){ 1 }, &first);
   out = at_scale (g, at_write_rows (g, cache, src, st), 1.0f);
   at_test_assert_nmse (at_test_run (g, out), 0, what);
@@ -147,11 +159,13 @@ check_write_rows (gint64 start)
 static void
 test_write_rows (void)
 {
-  check_write_rows (5);
-  check_write_rows (0);
-  check_write_rows (8);   /* the last row falls off the end */
-  check_write_rows (-1);  /* the first falls before the start */
-  check_write_rows (12);  /* nothing lands */
+  check_write_rows (5, FALSE);
+  check_write_rows (0, FALSE);
+  check_write_rows (8, FALSE);   /* the last row falls off the end */
+  check_write_rows (-1, FALSE);  /* the first falls before the start */
+  check_write_rows (12, FALSE);  /* nothing lands */
+  check_write_rows (4, TRUE);    /* rows spaced wider than they are */
+  check_write_rows (9, TRUE);
 }
 
 static void
@@ -174,6 +188,12 @@ test_write_rows_bad (void)
   rows = at_graph_input (g, "rows", AT_DTYPE_F32, 2, (gint64[]){ 2, 5 });
   st = at_graph_input (g, "start", AT_DTYPE_I32, 1, (gint64[]){ 1 });
   at_test_expect_error (g, at_write_rows (g, t, rows, st), "row shape");
+  g_clear_pointer (&g, at_graph_free);
+  g = at_graph_new (dev);
+  t = at_test_weight (g, "w", AT_DTYPE_F32, 2, (gint64[]){ 4, 4 }, -1, 1);
+  rows = at_graph_input (g, "rows", AT_DTYPE_F32, 2, (gint64[]){ 4, 2 });
+  st = at_graph_input (g, "start", AT_DTYPE_I32, 1, (gint64[]){ 1 });
+  at_test_expect_error (g, at_write_rows (g, t, at_transpose (g, rows, 0, 1), st), "each row");
 }
 
 int

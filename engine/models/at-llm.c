@@ -623,11 +623,17 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       if (L->qkv.buffer != NULL)
         {
           AtTensor *qkv = at_matmul (g, h, weight_tensor (g, &L->qkv)); /* [n, qd + 2 kvd] */
+          AtTensor *qk;
+
           if (m->arch == ARCH_QWEN2)
             qkv = at_add (g, qkv, weight_tensor (g, &L->qkv_b));
-          q = heads_view (g, qkv, n, m->n_head, m->head_dim, qd + 2 * kvd, 0);
-          k = heads_view (g, qkv, n, m->n_kv, m->head_dim, qd + 2 * kvd, qd);
-          v = at_cont (g, heads_view (g, qkv, n, m->n_kv, m->head_dim, qd + 2 * kvd, qd + kvd));
+          /* q's and k's heads roped in one pass, [n, H + KV, hd]; v's rows stay strided
+           * (at_write_rows takes them as they are). */
+          qk = at_rope (g, heads_view (g, qkv, n, m->n_head + m->n_kv, m->head_dim, qd + 2 * kvd, 0),
+                        s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
+          q = heads_view (g, qk, n, m->n_head, m->head_dim, qd + kvd, 0);
+          k = heads_view (g, qk, n, m->n_kv, m->head_dim, qd + kvd, qd);
+          v = heads_view (g, qkv, n, m->n_kv, m->head_dim, qd + 2 * kvd, qd + kvd);
         }
       else
         {
@@ -643,10 +649,9 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
           q = heads_view (g, q, n, m->n_head, m->head_dim, qd, 0);
           k = heads_view (g, k, n, m->n_kv, m->head_dim, kvd, 0);
           v = heads_view (g, v, n, m->n_kv, m->head_dim, kvd, 0);
-          v = at_cont (g, v);
+          q = at_rope (g, q, s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
+          k = at_rope (g, k, s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
         }
-      q = at_rope (g, q, s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
-      k = at_rope (g, k, s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
 
       kc = at_graph_weight (g, "k cache", AT_DTYPE_F32, 3, cache_shape, L->k_cache, 0);
       vc = at_graph_weight (g, "v cache", AT_DTYPE_F32, 3, cache_shape, L->v_cache, 0);

@@ -20,8 +20,9 @@ typedef struct
 {
   guint32 n_src, dim, n_dst;
   guint32 os, oi, od;
+  guint32 srow;
 } WriteRowsPush;
-G_STATIC_ASSERT (sizeof (WriteRowsPush) == 24);
+G_STATIC_ASSERT (sizeof (WriteRowsPush) == 28);
 
 typedef struct
 {
@@ -162,6 +163,7 @@ encode_write_rows (AtEncoder *enc, AtTensor *dst, GError **error)
   push.n_dst = (guint32) dst->shape[0];
   push.n_src = (guint32) rows->shape[0];
   push.dim = (guint32) (at_tensor_numel (rows) / rows->shape[0]);
+  push.srow = (guint32) rows->stride[0];
   b[0] = at_encoder_bind (enc, rows, FALSE, &push.os, 4);
   b[1] = at_encoder_bind (enc, start, FALSE, &push.oi, 4);
   b[2] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
@@ -170,6 +172,22 @@ encode_write_rows (AtEncoder *enc, AtTensor *dst, GError **error)
 }
 
 static const AtOp write_rows_op = { "write_rows", encode_write_rows, ref_write_rows };
+
+/* Each row (all but the first dimension) contiguous; the rows any distance apart (a view of
+ * some heads of a wider row, as the K and V columns of a stacked q/k/v product). */
+static gboolean
+rows_contiguous (const AtTensor *t)
+{
+  gint64 expect = 1;
+
+  for (int i = t->ndim - 1; i >= 1; i--)
+    {
+      if (t->shape[i] > 1 && t->stride[i] != expect)
+        return FALSE;
+      expect *= t->shape[i];
+    }
+  return t->shape[0] == 1 || t->stride[0] >= expect;
+}
 
 AtTensor *
 at_write_rows (AtGraph *g, AtTensor *dst, AtTensor *rows, AtTensor *start)
@@ -184,8 +202,8 @@ at_write_rows (AtGraph *g, AtTensor *dst, AtTensor *rows, AtTensor *start)
   ds = at_tensor_describe (start);
   if (dst->dtype != AT_DTYPE_F32 || rows->dtype != AT_DTYPE_F32 || start->dtype != AT_DTYPE_I32)
     return at_graph_fail (g, "write_rows", "needs f32 dst and rows and an i32 start, not %s, %s, %s", dd, dr, ds);
-  if (!at_tensor_is_contiguous (dst) || !at_tensor_is_contiguous (rows))
-    return at_graph_fail (g, "write_rows", "dst and rows must be contiguous: %s, %s", dd, dr);
+  if (!at_tensor_is_contiguous (dst) || !rows_contiguous (rows))
+    return at_graph_fail (g, "write_rows", "dst must be contiguous, and each row of rows: %s, %s", dd, dr);
   if (rows->ndim != dst->ndim
       || at_tensor_numel (rows) / rows->shape[0] != at_tensor_numel (dst) / dst->shape[0]
       || memcmp (rows->shape + 1, dst->shape + 1, sizeof (gint64) * (dst->ndim - 1)) != 0)

@@ -13,7 +13,8 @@ AtTensor *at_get_rows (AtGraph *g, AtTensor *table, AtTensor *ids);
 
 /* dst (a weight: a caller's f32 buffer, e.g. a KV cache [n_ctx, heads, head_dim]) with
  * rows[r] written at row start[0] + r, for the rows that land in [0, dst rows); rows [n, ...]
- * f32 with dst's row shape, start i32 (read at run time). Returns dst after the write, for the
+ * f32 with dst's row shape (each row contiguous, rows any stride apart), start i32 (read at run
+ * time). Returns dst after the write, for the
  * ops that read it; the write stays in dst's buffer after the run. */
 AtTensor *at_write_rows (AtGraph *g, AtTensor *dst, AtTensor *rows, AtTensor *start);
 
