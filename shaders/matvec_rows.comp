@@ -1,15 +1,15 @@
 // matvec_rows.comp: d[z, 0, n0 + n] = sum_k a[z, 0, k] * b[z', n, k] for a vector a (M = 1)
 // and q8_0, q4_0 or q4_K b (WTYPE). Reference: ref_matmul in engine/tensor/at-ops-matmul.c.
 // For CPU devices (lavapipe), where every per-lane load is a gather that costs far more than
-// the arithmetic it feeds. Lanes own rows of b and walk K together, eight blocks (256
-// elements, 17 (q8_0) or 9 (q4_0) texels of an RGBA32UI view) a step, so any K % 32 == 0 is
-// read in whole texels
-// and a short K still fills every lane. Rows need not start at 16 bytes: row n starts
-// (OBM + n STEP) % 16 bytes into its first texel, so lane i of pass c takes row c + P i
-// (P = 16 / gcd(STEP, 16)) and all rows of a pass share one misalignment, a compile-time
-// constant: every field of every block sits at fixed bits. a is fetched once per subgroup,
-// one texel per lane, and each element reaches all lanes by a constant-lane subgroupShuffle
-// (one or two instructions on lavapipe, where a fetch is dozens).
+// the arithmetic it feeds. Lanes own rows of b and walk K together, 256 elements a step (eight
+// blocks: 17 (q8_0) or 9 (q4_0) texels of an RGBA32UI view; a q4_K super-block: 9), so any K
+// of whole blocks is read in whole texels and a short K still fills every lane (the K % 256
+// blocks of q8_0 / q4_0 after the whole steps: TAIL). Rows need not start at 16 bytes: row
+// n starts (OBM + n STEP) % 16 bytes into its first texel, so lane i of pass c takes row
+// c + P i (P = 16 / gcd(STEP, 16)) and all rows of a pass share one misalignment, a
+// compile-time constant: every field of every block sits at fixed bits. a is fetched once per
+// subgroup, one texel per lane, and each element reaches all lanes by a constant-lane
+// subgroupShuffle (one or two instructions on lavapipe, where a fetch is dozens).
 #version 450
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_shuffle : enable
@@ -40,7 +40,8 @@ const uint TS = QK ? 9u : BS / 2u;  // texels a step of 8 blocks (q4_K: one supe
 
 // Blocks 8g .. 8g + nb - 1 of RR rows whose windows start m bytes into texel t0[r] + TS g
 // (nb and m constant where this is inlined).
-void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast, inout float acc[RR]) {
+void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
+          inout float acc[RR]) {
   uint lane = gl_LocalInvocationID.x;
   vec4 A[NA];
   [[unroll]] for (uint q = 0u; q < NA; q++)
@@ -71,7 +72,8 @@ void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
         } else {
           // Elements 0..15 are the low nibbles of bytes 0..15, 16..31 the high ones.
           uint o = mo + 2u + (4u * i & 15u), h = i / 4u;
-          s += a4v * vec4(NIB(W3, o, h), NIB(W3, o + 1u, h), NIB(W3, o + 2u, h), NIB(W3, o + 3u, h));
+          s += a4v * vec4(NIB(W3, o, h), NIB(W3, o + 1u, h), NIB(W3, o + 2u, h),
+                          NIB(W3, o + 3u, h));
         }
       }
       float t = s.x + s.y + s.z + s.w;

@@ -282,7 +282,8 @@ load_stacked (AtLlm *m, AtGguf *gguf, guint l, const char *const *whats, const g
       if (e[i] == NULL || e[i]->ndim != (dim > 0 ? 2 : 1) || e[i]->shape[0] != rows[i]
           || (dim > 0 && e[i]->shape[1] != dim) || e[i]->dtype != e[0]->dtype
           || (dim > 0 ? !is_matmul_dtype (t) : (t != AT_DTYPE_F32 && t != AT_DTYPE_F16))
-          || at_tensor_entry_upload_size (e[i]) != at_dtype_row_bytes (t, dim > 0 ? dim : rows[i]) * (gsize) (dim > 0 ? rows[i] : 1))
+          || at_tensor_entry_upload_size (e[i])
+               != at_dtype_row_bytes (t, dim > 0 ? dim : rows[i]) * (gsize) (dim > 0 ? rows[i] : 1))
         return FALSE;
       size += at_tensor_entry_upload_size (e[i]);
       total += rows[i];
@@ -474,7 +475,9 @@ load_weights (AtLlm *m, AtGguf *gguf, GError **error)
           GError *local = NULL;
 
           /* qwen2's biases are stacked alike, or nothing is. */
-          if (stack && (m->arch != ARCH_QWEN2 || load_stacked (m, gguf, l, qkv_bias, qkv_rows, 3, 0, &L->qkv_b, &local))
+          if (stack
+              && (m->arch != ARCH_QWEN2
+                  || load_stacked (m, gguf, l, qkv_bias, qkv_rows, 3, 0, &L->qkv_b, &local))
               && local == NULL)
             load_stacked (m, gguf, l, qkv, qkv_rows, 3, dim, &L->qkv, &local);
           if (local != NULL)

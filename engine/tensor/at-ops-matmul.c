@@ -19,10 +19,10 @@
  *   the arithmetic, so rows starting at 16 bytes are RGBA32UI views and q8_0 / q4_0 / q4_K are
  *   read 256 elements (whole texels) per lane (GROUP). A view is limited to
  *   maxTexelBufferElements texels: b is split as for storage ranges, by that limit.
- * - For a vector times q8_0 / q4_0 / q4_K (token generation) lanes own rows instead (matvec_rows): any K and
- *   any row alignment, with each row's misalignment a spec constant. Its locals are indexed
- *   only by constants after unrolling: a local array indexed at run time becomes per-lane
- *   scratch memory on lavapipe, which made a first version 20x slower.
+ * - For a vector times q8_0 / q4_0 / q4_K (token generation) lanes own rows instead
+ *   (matvec_rows): any K and any row alignment, with each row's misalignment a spec constant.
+ *   Its locals are indexed only by constants after unrolling: a local array indexed at run
+ *   time becomes per-lane scratch memory on lavapipe, which made a first version 20x slower.
  * - The reference accumulates in double; the GPU in float, in another order: compare by NMSE.
  */
 #include "at-ops-matmul.h"
@@ -327,8 +327,8 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
        * a workgroup of one subgroup (not "matvec-multi"), batch strides of whole texels (they
        * keep each row's misalignment). Rows n, n + P, ... share one misalignment; about
        * four rows a lane (measured: more do not help). */
-      if ((b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q4_K) && push.M == 1
-          && desc.spec[0] == at_encoder_get_info (enc)->subgroup_size
+      if ((b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q4_K)
+          && push.M == 1 && desc.spec[0] == at_encoder_get_info (enc)->subgroup_size
           && bind[0].format == VK_FORMAT_R32G32B32A32_UINT
           && (push.sb0 | push.sb1) % 16 == 0)
         {
@@ -365,10 +365,11 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
            * blocks, q4_K super-blocks. */
           if (own_rows)
             {
-              if (!at_encoder_bind_texel (enc, b, first, n, VK_FORMAT_R32G32B32A32_UINT, &bind[1], &push.ob, 1))
+              if (!at_encoder_bind_texel (enc, b, first, n, VK_FORMAT_R32G32B32A32_UINT, &bind[1],
+                                          &push.ob, 1))
                 {
-                  g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED, "matmul: %s does not fit a texel view",
-                               b->name);
+                  g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                               "matmul: %s does not fit a texel view", b->name);
                   return FALSE;
                 }
               desc.spec[13] = push.ob % 16;

@@ -201,9 +201,11 @@ at_write_rows (AtGraph *g, AtTensor *dst, AtTensor *rows, AtTensor *start)
   dr = at_tensor_describe (rows);
   ds = at_tensor_describe (start);
   if (dst->dtype != AT_DTYPE_F32 || rows->dtype != AT_DTYPE_F32 || start->dtype != AT_DTYPE_I32)
-    return at_graph_fail (g, "write_rows", "needs f32 dst and rows and an i32 start, not %s, %s, %s", dd, dr, ds);
+    return at_graph_fail (g, "write_rows", "needs f32 dst and rows and an i32 start, not %s, %s, %s",
+                          dd, dr, ds);
   if (!at_tensor_is_contiguous (dst) || !rows_contiguous (rows))
-    return at_graph_fail (g, "write_rows", "dst must be contiguous, and each row of rows: %s, %s", dd, dr);
+    return at_graph_fail (g, "write_rows", "dst must be contiguous, and each row of rows: %s, %s",
+                          dd, dr);
   if (rows->ndim != dst->ndim
       || at_tensor_numel (rows) / rows->shape[0] != at_tensor_numel (dst) / dst->shape[0]
       || memcmp (rows->shape + 1, dst->shape + 1, sizeof (gint64) * (dst->ndim - 1)) != 0)
