@@ -19,7 +19,7 @@ typedef struct
 static const Command commands[] = {
   { "devices", atelier_cmd_devices, "list Vulkan devices and their features" },
   { "bench", atelier_cmd_bench, "measure the engine (bench ops)" },
-  { "models", atelier_cmd_models, "inspect a model file or folder (models inspect PATH)" },
+  { "models", atelier_cmd_models, "find, list and inspect models (models list|add|remove|inspect)" },
   { "write", atelier_cmd_write, "write with a language model (continue, rewrite, summarize, brainstorm)" },
   /* -- tokenizer commands -- */
   { "tokenize", atelier_cmd_tokenize, "token ids of a text (tokenize --model FILE [--input FILE] [--decode])" },

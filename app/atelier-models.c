@@ -1,7 +1,8 @@
 /* atelier-models.c: `atelier models inspect PATH [--tensors] [--json]`: what a model file or
  * folder is (format, recognised kind and family, hyperparameters), its tensors by dtype, and its
  * metadata (long arrays summarised); with --tensors every tensor's name, dtype, shape and
- * offset. */
+ * offset. `atelier models list|add|remove`: the models on the machine (atelier-discovery.h)
+ * and the user's own list of them (the history store's user_models). */
 #include "atelier-commands.h"
 
 #include <json-glib/json-glib.h>
@@ -9,8 +10,16 @@
 #include <string.h>
 
 #include "at-engine.h"
+#include "atelier-discovery.h"
+#include "atelier-store.h"
 
 #define MAX_ARRAY_ITEMS 8  /* array elements shown before summarising */
+
+#define MODELS_USAGE                                                                            \
+  "Usage: atelier models inspect PATH [--tensors] [--json]\n"                                   \
+  "       atelier models list [--json] [--folder DIR]...\n"                                      \
+  "       atelier models add PATH\n"                                                             \
+  "       atelier models remove PATH|ID\n"
 
 static const char *
 prediction_name (AtPrediction p)
@@ -275,7 +284,7 @@ models_inspect (int argc, char **argv)
     }
   if (argc != 2)
     {
-      fprintf (stderr, "Usage: atelier models inspect PATH [--tensors] [--json]\n");
+      fprintf (stderr, MODELS_USAGE);
       return 2;
     }
   file = at_model_file_open (argv[1], &error);
@@ -297,11 +306,277 @@ models_inspect (int argc, char **argv)
   return 0;
 }
 
+/* The user's list, or NULL (with a warning) when the store cannot be read: discovery still
+ * lists what is on the machine. */
+static GPtrArray *
+user_list (AtelierStore **store_out)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtelierStore) store = atelier_store_open (NULL, &error);
+  GPtrArray *list = NULL;
+
+  if (store != NULL)
+    list = atelier_store_list_user_models (store, &error);
+  if (list == NULL)
+    fprintf (stderr, "atelier models list: your own list of models cannot be read: %s\n", error->message);
+  *store_out = g_steal_pointer (&store);
+  return list;
+}
+
+static gint64
+user_id_of (GPtrArray *users, const char *path)
+{
+  for (guint i = 0; users != NULL && i < users->len; i++)
+    {
+      AtelierUserModel *u = g_ptr_array_index (users, i);
+
+      if (strcmp (u->path, path) == 0)
+        return u->id;
+    }
+  return 0;
+}
+
+static void
+set_string_or_null (JsonObject *o, const char *name, const char *value)
+{
+  if (value != NULL)
+    json_object_set_string_member (o, name, value);
+  else
+    json_object_set_null_member (o, name);
+}
+
+static JsonNode *
+found_json (GPtrArray *found, GPtrArray *users)
+{
+  JsonArray *arr = json_array_new ();
+  JsonNode *root = json_node_new (JSON_NODE_ARRAY);
+
+  for (guint i = 0; i < found->len; i++)
+    {
+      AtelierFoundModel *m = g_ptr_array_index (found, i);
+      JsonObject *o = json_object_new ();
+      gint64 id = m->source == ATELIER_MODEL_SOURCE_USER ? user_id_of (users, m->path) : 0;
+
+      json_object_set_string_member (o, "source", atelier_model_source_name (m->source));
+      if (id != 0)
+        json_object_set_int_member (o, "id", id);
+      json_object_set_string_member (o, "name", m->name);
+      set_string_or_null (o, "repo", m->repo);
+      json_object_set_string_member (o, "path", m->path);
+      json_object_set_boolean_member (o, "folder", m->is_folder);
+      json_object_set_int_member (o, "size", (gint64) m->size);
+      json_object_set_int_member (o, "mtime_us", m->mtime_us);
+      if (m->error == NULL)
+        {
+          json_object_set_string_member (o, "format", at_model_format_name (m->format));
+          json_object_set_string_member (o, "kind", at_model_kind_name (m->kind));
+          json_object_set_boolean_member (o, "supported", m->supported);
+        }
+      set_string_or_null (o, "family", m->family);
+      set_string_or_null (o, "architecture", m->architecture);
+      set_string_or_null (o, "quant", m->quant);
+      set_string_or_null (o, "error", m->error);
+      json_array_add_object_element (arr, o);
+    }
+  json_node_take_array (root, arr);
+  return root;
+}
+
+static void
+print_found (GPtrArray *found, GPtrArray *users)
+{
+  for (guint i = 0; i < found->len; i++)
+    {
+      AtelierFoundModel *m = g_ptr_array_index (found, i);
+      gint64 id = m->source == ATELIER_MODEL_SOURCE_USER ? user_id_of (users, m->path) : 0;
+      g_autofree char *source = id != 0 ? g_strdup_printf ("user#%" G_GINT64_FORMAT, id)
+                                        : g_strdup (atelier_model_source_name (m->source));
+      g_autofree char *size = format_bytes (m->size);
+      g_autofree char *kind = NULL;
+
+      if (m->error != NULL)
+        {
+          /* Listed where the user looks for it, and why it cannot be used on stderr. */
+          printf ("%-12s %-40s %-24s %-6s %10s  %s\n", source, m->name, "(cannot be used)", "-", "-", m->path);
+          if (m->source == ATELIER_MODEL_SOURCE_USER || m->source == ATELIER_MODEL_SOURCE_FOLDER)
+            fprintf (stderr, "atelier models list: %s\n", m->error);
+          else
+            fprintf (stderr, "atelier models list: %s: %s\n", m->name, m->error);
+          continue;
+        }
+      kind = m->family != NULL ? g_strdup_printf ("%s/%s", at_model_kind_name (m->kind), m->family)
+                               : g_strdup (at_model_kind_name (m->kind));
+      printf ("%-12s %-40s %-24s %-6s %10s  %s\n", source, m->name, kind, m->quant != NULL ? m->quant : "-", size,
+              m->path);
+    }
+}
+
+static int
+models_list (int argc, char **argv)
+{
+  gboolean json = FALSE;
+  g_auto (GStrv) folders = NULL;
+  GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+    { "folder", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &folders, "Also search this folder", "DIR" },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- the models on this machine and your own list");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtelierStore) store = NULL;
+  g_autoptr (GPtrArray) users = NULL;
+  g_autoptr (GPtrArray) paths = g_ptr_array_new ();
+  g_autoptr (GPtrArray) found = NULL;
+  AtelierDiscoveryOptions options = { 0 };
+
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    {
+      fprintf (stderr, "atelier models list: %s\n", error->message);
+      return 2;
+    }
+  if (argc != 1)
+    {
+      fprintf (stderr, MODELS_USAGE);
+      return 2;
+    }
+  for (guint i = 0; folders != NULL && folders[i] != NULL; i++)
+    {
+      char *abs = g_canonicalize_filename (folders[i], NULL);
+
+      g_free (folders[i]);
+      folders[i] = abs;
+    }
+  users = user_list (&store);
+  for (guint i = 0; users != NULL && i < users->len; i++)
+    g_ptr_array_add (paths, ((AtelierUserModel *) g_ptr_array_index (users, i))->path);
+  g_ptr_array_add (paths, NULL);
+  options.user_paths = (const char *const *) paths->pdata;
+  options.folders = (const char *const *) folders;
+  found = atelier_discovery_scan (&options, NULL, &error);
+  if (found == NULL)
+    {
+      fprintf (stderr, "atelier models list: %s\n", error->message);
+      return 1;
+    }
+  if (json)
+    {
+      g_autoptr (JsonNode) root = found_json (found, users);
+      g_autofree char *text = json_to_string (root, TRUE);
+
+      printf ("%s\n", text);
+    }
+  else if (found->len == 0)
+    fprintf (stderr, "atelier models list: no models found; add one with `atelier models add PATH` or search a "
+                     "folder with --folder DIR\n");
+  else
+    print_found (found, users);
+  return 0;
+}
+
+static int
+models_add (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtModelFile) file = NULL;
+  g_autoptr (AtelierStore) store = NULL;
+  g_auto (AtModelInfo) info = { 0 };
+  g_autofree char *path = NULL, *hash = NULL;
+  gint64 size = 0, id;
+
+  if (argc != 2)
+    {
+      fprintf (stderr, MODELS_USAGE);
+      return 2;
+    }
+  path = g_canonicalize_filename (argv[1], NULL);
+  /* Only what Atelier can open goes on the list: the error now, not when the user picks it. */
+  file = at_model_file_open (path, &error);
+  if (file == NULL)
+    {
+      fprintf (stderr, "atelier models add: %s: %s\n", path, error->message);
+      return 1;
+    }
+  at_model_file_recognize (file, &info);
+  store = atelier_store_open (NULL, &error);
+  if (store == NULL)
+    {
+      fprintf (stderr, "atelier models add: %s\n", error->message);
+      return 1;
+    }
+  /* A single file also gets its `models` row (what the history links items to); a folder has
+   * no one file to hash. */
+  if (g_file_test (path, G_FILE_TEST_IS_REGULAR)
+      && ((hash = atelier_store_hash_model_file (path, &size, &error)) == NULL
+          || atelier_store_ensure_model (store, path, at_model_kind_name (info.kind), info.family, size, hash,
+                                         &error)
+               == 0))
+    {
+      fprintf (stderr, "atelier models add: %s\n", error->message);
+      return 1;
+    }
+  id = atelier_store_add_user_model (store, path, &error);
+  if (id == 0)
+    {
+      fprintf (stderr, "atelier models add: %s\n", error->message);
+      return 1;
+    }
+  printf ("%" G_GINT64_FORMAT "\t%s\t%s%s%s\n", id, path, at_model_kind_name (info.kind),
+          info.family != NULL ? "/" : "", info.family != NULL ? info.family : "");
+  return 0;
+}
+
+static int
+models_remove (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtelierStore) store = NULL;
+  g_autofree char *path = NULL;
+  const char *arg;
+  guint64 id = 0;
+
+  if (argc != 2)
+    {
+      fprintf (stderr, MODELS_USAGE);
+      return 2;
+    }
+  arg = argv[1];
+  store = atelier_store_open (NULL, &error);
+  if (store == NULL)
+    {
+      fprintf (stderr, "atelier models remove: %s\n", error->message);
+      return 1;
+    }
+  /* A number is an id (`models list` shows them as user#ID); a file named "3" is "./3". */
+  if (g_ascii_string_to_unsigned (arg, 10, 1, G_MAXINT64, &id, NULL))
+    {
+      if (!atelier_store_remove_user_model (store, (gint64) id, NULL, &error))
+        {
+          fprintf (stderr, "atelier models remove: %s\n", error->message);
+          return 1;
+        }
+      return 0;
+    }
+  path = g_canonicalize_filename (arg, NULL);
+  if (!atelier_store_remove_user_model (store, 0, path, &error))
+    {
+      fprintf (stderr, "atelier models remove: %s\n", error->message);
+      return 1;
+    }
+  return 0;
+}
+
 int
 atelier_cmd_models (int argc, char **argv)
 {
   if (argc >= 2 && strcmp (argv[1], "inspect") == 0)
     return models_inspect (argc - 1, argv + 1);
-  fprintf (stderr, "Usage: atelier models inspect PATH [--tensors] [--json]\n");
+  if (argc >= 2 && strcmp (argv[1], "list") == 0)
+    return models_list (argc - 1, argv + 1);
+  if (argc >= 2 && strcmp (argv[1], "add") == 0)
+    return models_add (argc - 1, argv + 1);
+  if (argc >= 2 && strcmp (argv[1], "remove") == 0)
+    return models_remove (argc - 1, argv + 1);
+  fprintf (stderr, MODELS_USAGE);
   return 2;
 }

@@ -106,6 +106,13 @@ static const char *const migrations[] = {
   /* 3: reconciliation marks an item whose asset file is gone instead of dropping it. */
   "ALTER TABLE items ADD COLUMN missing INTEGER NOT NULL DEFAULT 0;"
   "CREATE INDEX items_missing ON items (missing) WHERE missing = 1;",
+
+  /* 4: the user's own list of models (the model manager's "add" and "remove"), apart from
+   * `models`, which records what made each item and must keep its rows while items name them. */
+  "CREATE TABLE user_models ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  path TEXT NOT NULL UNIQUE,"
+  "  added INTEGER NOT NULL);",
 };
 
 const char *

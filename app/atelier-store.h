@@ -161,6 +161,26 @@ char *atelier_store_hash_model_file (const char *path, gint64 *size, GError **er
 gint64 atelier_store_ensure_model (AtelierStore *self, const char *path, const char *kind, const char *family,
                                    gint64 size, const char *hash, GError **error);
 
+/* The user's own list of models (schema 4's user_models): paths the user added by hand, which
+ * the model manager lists beside the ones discovered (atelier-discovery.h). A path is stored
+ * as given (make it absolute first); adding it twice returns the first row's id. */
+typedef struct
+{
+  gint64 id;
+  char *path;
+  gint64 added_us; /* microseconds since 1970 (UTC) */
+} AtelierUserModel;
+
+void atelier_user_model_free (AtelierUserModel *model);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtelierUserModel, atelier_user_model_free)
+
+gint64 atelier_store_add_user_model (AtelierStore *self, const char *path, GError **error);
+/* Removes the row with `id` (when `path` is NULL) or with `path`; ATELIER_STORE_ERROR_NOT_FOUND
+ * when there is none. The model's file is never touched. */
+gboolean atelier_store_remove_user_model (AtelierStore *self, gint64 id, const char *path, GError **error);
+/* AtelierUserModel, oldest first. */
+GPtrArray *atelier_store_list_user_models (AtelierStore *self, GError **error);
+
 /* Writes the assets (temporary name, fsync, rename, folder fsync), then commits the row. On
  * any error nothing is committed and no new file is left. Returns the new id, or 0. */
 gint64 atelier_store_save (AtelierStore *self, const AtelierItemNew *item, GError **error);

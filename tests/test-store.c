@@ -192,6 +192,13 @@ test_migrations (void)
         g_assert_no_error (error);
         g_assert_cmpuint (found->len, ==, 1);
         g_assert_cmpstr (((AtelierItem *) g_ptr_array_index (found, 0))->prompt, ==, "a poem");
+        g_clear_pointer (&found, g_ptr_array_unref);
+        /* Schema 4: the user's list of models starts empty and takes a path. */
+        found = atelier_store_list_user_models (store, &error);
+        g_assert_no_error (error);
+        g_assert_cmpuint (found->len, ==, 0);
+        g_assert_cmpint (atelier_store_add_user_model (store, "/m/sd.safetensors", &error), >, 0);
+        g_assert_no_error (error);
       }
     }
 }
