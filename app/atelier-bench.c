@@ -99,7 +99,7 @@ atelier_cmd_bench (int argc, char **argv)
   g_autofree char *model_path = NULL;
   double sgemm_2048 = 0, stream_read = 0;
   g_autofree char *blas = NULL;
-  char *filter = NULL;
+  g_autofree char *filter = NULL;
   GOptionEntry entries[] = {
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON records", NULL },
     { "filter", 0, 0, G_OPTION_ARG_STRING, &filter, "Only cases whose name contains S", "S" },
@@ -244,6 +244,5 @@ atelier_cmd_bench (int argc, char **argv)
       g_autofree char *out = json_to_string (root, TRUE);
       printf ("%s\n", out);
     }
-  g_free (filter);
   return status;
 }

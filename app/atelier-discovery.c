@@ -757,3 +757,33 @@ atelier_discovery_scan_finish (GAsyncResult *result, GError **error)
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == atelier_discovery_scan_async, NULL);
   return g_task_propagate_pointer (G_TASK (result), error);
 }
+
+gint64
+atelier_discovery_add_user_model (AtelierStore *store, const char *path, AtModelInfo *info, GError **error)
+{
+  g_autoptr (AtModelFile) file = NULL;
+  g_auto (AtModelInfo) local = { 0 };
+  g_autofree char *hash = NULL;
+  gint64 size = 0, id;
+
+  file = at_model_file_open (path, error);
+  if (file == NULL)
+    {
+      g_prefix_error (error, "%s: ", path);
+      return 0;
+    }
+  at_model_file_recognize (file, &local);
+  if (g_file_test (path, G_FILE_TEST_IS_REGULAR)
+      && ((hash = atelier_store_hash_model_file (path, &size, error)) == NULL
+          || atelier_store_ensure_model (store, path, at_model_kind_name (local.kind), local.family, size, hash,
+                                         error)
+               == 0))
+    return 0;
+  id = atelier_store_add_user_model (store, path, error);
+  if (id != 0 && info != NULL)
+    {
+      *info = local;
+      memset (&local, 0, sizeof local);
+    }
+  return id;
+}

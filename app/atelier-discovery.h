@@ -21,6 +21,7 @@
 #include <gio/gio.h>
 
 #include "at-model-file.h"
+#include "atelier-store.h"
 
 G_BEGIN_DECLS
 
@@ -94,5 +95,13 @@ GPtrArray *atelier_discovery_scan (const AtelierDiscoveryOptions *options, GCanc
 void atelier_discovery_scan_async (const AtelierDiscoveryOptions *options, GCancellable *cancellable,
                                    GAsyncReadyCallback callback, gpointer user_data);
 GPtrArray *atelier_discovery_scan_finish (GAsyncResult *result, GError **error);
+
+/* Puts `path` on the user's own list after checking that Atelier can open it (the error now,
+ * not when the user picks it): at_model_file_open() and recognition, then for a single file its
+ * `models` row (what the history links items to; a folder has no one file to hash), then the
+ * user_models row. `path` must be absolute. Blocking (it reads headers and hashes the file's
+ * ends): the window calls it on a worker thread. Returns the row's id and fills `info` when not
+ * NULL (clear it with at_model_info_clear); 0 with `error` naming the path otherwise. */
+gint64 atelier_discovery_add_user_model (AtelierStore *store, const char *path, AtModelInfo *info, GError **error);
 
 G_END_DECLS

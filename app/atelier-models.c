@@ -478,11 +478,10 @@ static int
 models_add (int argc, char **argv)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (AtModelFile) file = NULL;
   g_autoptr (AtelierStore) store = NULL;
   g_auto (AtModelInfo) info = { 0 };
-  g_autofree char *path = NULL, *hash = NULL;
-  gint64 size = 0, id;
+  g_autofree char *path = NULL;
+  gint64 id;
 
   if (argc != 2)
     {
@@ -490,32 +489,14 @@ models_add (int argc, char **argv)
       return 2;
     }
   path = g_canonicalize_filename (argv[1], NULL);
-  /* Only what Atelier can open goes on the list: the error now, not when the user picks it. */
-  file = at_model_file_open (path, &error);
-  if (file == NULL)
-    {
-      fprintf (stderr, "atelier models add: %s: %s\n", path, error->message);
-      return 1;
-    }
-  at_model_file_recognize (file, &info);
   store = atelier_store_open (NULL, &error);
   if (store == NULL)
     {
       fprintf (stderr, "atelier models add: %s\n", error->message);
       return 1;
     }
-  /* A single file also gets its `models` row (what the history links items to); a folder has
-   * no one file to hash. */
-  if (g_file_test (path, G_FILE_TEST_IS_REGULAR)
-      && ((hash = atelier_store_hash_model_file (path, &size, &error)) == NULL
-          || atelier_store_ensure_model (store, path, at_model_kind_name (info.kind), info.family, size, hash,
-                                         &error)
-               == 0))
-    {
-      fprintf (stderr, "atelier models add: %s\n", error->message);
-      return 1;
-    }
-  id = atelier_store_add_user_model (store, path, &error);
+  /* Shared with the model manager's Import. */
+  id = atelier_discovery_add_user_model (store, path, &info, &error);
   if (id == 0)
     {
       fprintf (stderr, "atelier models add: %s\n", error->message);

@@ -1,0 +1,225 @@
+/* test-write-e2e.c: the real application, as a writer would use it. Under Xvfb it opens the
+ * window, picks the tiny Llama from tools/ref/tiny_llm.py as the language model, types a
+ * document, runs Continue through the real job queue (the text streams into the proposal),
+ * accepts it (one undoable edit), finds the proposal in the history as a variant of the
+ * document state it came from, and saves a screenshot of the window
+ * (write-e2e-proposal.png and write-e2e-accepted.png in
+ * $ATELIER_SCREENSHOT_DIR, else $G_TEST_BUILDDIR). Needs a Vulkan device and
+ * python3-torch (skipped without them). */
+#include <adwaita.h>
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+#include "at-test-util.h"
+#include "atelier-application.h"
+#include "atelier-history-panel.h"
+#include "atelier-settings.h"
+#include "atelier-window.h"
+#include "atelier-write-page.h"
+
+static const char *model_path;
+static const char *document = "Once upon a time, in a small village by the sea,";
+
+static GtkWidget *
+find_widget (GtkWidget *w, GType type)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (w, type))
+    return w;
+  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkWidget *found = find_widget (c, type);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+typedef gboolean (*Condition) (gpointer data);
+
+/* Turns the main loop until `cond` holds; the loop keeps running jobs' callbacks meanwhile. */
+static gboolean
+wait_for (Condition cond, gpointer data, int seconds)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) seconds * G_USEC_PER_SEC;
+
+  while (!cond (data) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, FALSE) || (g_usleep (1000), TRUE);
+  return cond (data);
+}
+
+static gboolean
+store_open (gpointer app)
+{
+  return atelier_application_get_store (app) != NULL || atelier_application_get_store_error (app) != NULL;
+}
+
+static gboolean
+job_done (gpointer page)
+{
+  AtelierJob *job = atelier_write_page_get_job (page);
+
+  return job != NULL && atelier_job_is_finished (job);
+}
+
+static gboolean
+recorded (gpointer page)
+{
+  return atelier_write_page_get_last_recorded (page) > 0;
+}
+
+static gboolean
+history_shows_two (gpointer panel)
+{
+  return atelier_history_panel_is_idle (panel) && atelier_history_panel_get_n_rows (panel) >= 2;
+}
+
+static gboolean
+drawn (gpointer window)
+{
+  return gtk_widget_get_mapped (window) && gtk_widget_get_width (window) > 0;
+}
+
+static void
+save_screenshot (GtkWidget *window, const char *name)
+{
+  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (window);
+  g_autoptr (GtkSnapshot) snapshot = gtk_snapshot_new ();
+  g_autoptr (GskRenderNode) node = NULL;
+  g_autoptr (GdkTexture) texture = NULL;
+  const char *dir = g_getenv ("ATELIER_SCREENSHOT_DIR") != NULL ? g_getenv ("ATELIER_SCREENSHOT_DIR")
+                                                                 : g_getenv ("G_TEST_BUILDDIR");
+  g_autofree char *path = g_build_filename (dir != NULL ? dir : ".", name, NULL);
+  int w, h;
+
+  g_assert_true (wait_for (drawn, window, 30));
+  /* A few frames, so what changed last is laid out and drawn. */
+  for (int i = 0; i < 20; i++)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (10000);
+    }
+  w = gtk_widget_get_width (window);
+  h = gtk_widget_get_height (window);
+  gdk_paintable_snapshot (paintable, snapshot, w, h);
+  node = gtk_snapshot_free_to_node (g_steal_pointer (&snapshot));
+  g_assert_nonnull (node);
+  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (window)), node,
+                                         &GRAPHENE_RECT_INIT (0, 0, w, h));
+  g_assert_true (gdk_texture_save_to_png (texture, path));
+  g_test_message ("screenshot: %s (%dx%d)", path, w, h);
+}
+
+static void
+activate_cb (GApplication *gapp, gpointer data)
+{
+  AtelierApplication *app = ATELIER_APPLICATION (gapp);
+  GtkWidget *window = GTK_WIDGET (gtk_application_get_active_window (GTK_APPLICATION (app)));
+  AtelierWritePage *page = ATELIER_WRITE_PAGE (find_widget (window, ATELIER_TYPE_WRITE_PAGE));
+  AtelierHistoryPanel *panel = ATELIER_HISTORY_PANEL (find_widget (window, ATELIER_TYPE_HISTORY_PANEL));
+  GtkTextBuffer *buffer = atelier_write_page_get_buffer (page);
+  AtelierStore *store;
+  AtelierJob *job;
+  GtkTextIter a, b;
+  g_autofree char *proposal = NULL, *after = NULL, *undone = NULL;
+  g_autoptr (AtelierItem) item = NULL, parent = NULL;
+  g_autoptr (JsonNode) params = NULL;
+  const char *streamed;
+
+  g_assert_true (wait_for (store_open, app, 60));
+  store = atelier_application_get_store (app);
+  g_assert_nonnull (store);
+
+  gtk_widget_activate_action (window, "win.mode", "s", "write");
+  atelier_write_page_set_model (page, model_path);
+  gtk_text_buffer_set_text (buffer, document, -1);
+  gtk_text_buffer_get_end_iter (buffer, &a);
+  gtk_text_buffer_place_cursor (buffer, &a);
+
+  /* Continue, as Ctrl+Return would. While it runs, the editor is frozen and Stop is on. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.continue", NULL));
+  job = atelier_write_page_get_job (page);
+  g_assert_nonnull (job);
+  g_assert_false (atelier_job_is_finished (job));
+  g_assert_true (wait_for (job_done, page, 240));
+  if (atelier_job_get_error (job) != NULL)
+    g_error ("the job failed: %s", atelier_job_get_error (job)->message);
+  g_assert_cmpint (atelier_job_get_state (job), ==, ATELIER_JOB_DONE);
+  g_assert_true (atelier_write_page_has_proposal (page));
+  streamed = atelier_job_get_text (job);
+  g_assert_cmpuint (strlen (streamed), >, 0);
+
+  save_screenshot (window, "write-e2e-proposal.png");
+
+  /* Accept: the proposal lands after the cursor as one undoable edit. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.accept", NULL));
+  g_assert_false (atelier_write_page_has_proposal (page));
+  gtk_text_buffer_get_bounds (buffer, &a, &b);
+  after = gtk_text_buffer_get_text (buffer, &a, &b, FALSE);
+  proposal = g_strconcat (document, streamed, NULL);
+  g_assert_cmpstr (after, ==, proposal);
+  g_assert_true (gtk_text_buffer_get_can_undo (buffer));
+  gtk_text_buffer_undo (buffer);
+  gtk_text_buffer_get_bounds (buffer, &a, &b);
+  undone = gtk_text_buffer_get_text (buffer, &a, &b, FALSE);
+  g_assert_cmpstr (undone, ==, document);
+  gtk_text_buffer_redo (buffer);
+
+  /* The history: the accepted proposal, a child of the document state it came from. */
+  g_assert_true (wait_for (recorded, page, 60));
+  item = atelier_store_get (store, atelier_write_page_get_last_recorded (page), NULL);
+  g_assert_nonnull (item);
+  g_assert_cmpint (item->kind, ==, ATELIER_ITEM_TEXT);
+  params = json_from_string (item->params_json, NULL);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (params), "outcome"), ==, "accepted");
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (params), "action"), ==, "continue");
+  g_assert_cmpstr (item->model_path, ==, model_path);
+  g_assert_cmpint (item->parent_id, >, 0);
+  parent = atelier_store_get (store, item->parent_id, NULL);
+  g_assert_nonnull (parent);
+  g_assert_true (g_str_has_prefix (parent->preview, "Once upon a time"));
+  g_assert_true (wait_for (history_shows_two, panel, 30));
+
+  save_screenshot (window, "write-e2e-accepted.png");
+  g_application_quit (gapp);
+}
+
+static void
+test_write_continue_accept (void)
+{
+  const char *tmp = at_test_tmpdir ();
+  const char *args[] = { tmp, NULL };
+  g_autofree char *gguf = g_build_filename (tmp, "llama_chat.gguf", NULL);
+  g_autofree char *data = g_build_filename (tmp, "history", NULL);
+  g_autoptr (AtelierApplication) app = NULL;
+  char *argv[] = { (char *) "atelier", NULL };
+
+  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
+    {
+      g_test_skip ("no display (the suite runs under xvfb-run in tools/test.sh)");
+      return;
+    }
+  if (at_test_device () == NULL)
+    return;
+  if (!g_file_test (gguf, G_FILE_TEST_EXISTS) && !at_test_run_ref_tool ("tiny_llm.py", args))
+    return;
+  model_path = gguf;
+  g_setenv ("ATELIER_DATA_DIR", data, TRUE);
+  /* Greedy, short: the test checks the plumbing; the generation itself is checked against
+   * PyTorch in test-complete-text. The suite's settings live in memory. */
+  g_assert_nonnull (atelier_settings_get ());
+  g_settings_set_double (atelier_settings_get (), "temperature", 0);
+  g_settings_set_int (atelier_settings_get (), "max-tokens", 24);
+  app = atelier_application_new ();
+  g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
+  g_signal_connect_after (app, "activate", G_CALLBACK (activate_cb), NULL);
+  g_assert_cmpint (g_application_run (G_APPLICATION (app), 1, argv), ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/ui/write/continue-accept", test_write_continue_accept);
+  return g_test_run ();
+}

@@ -1,0 +1,43 @@
+/* atelier-write-page.h: the Write mode: an editor for plain text and Markdown, and the
+ * assistant sidebar (model chooser, Continue / Rewrite / Summarize / Brainstorm, a free
+ * question, sampling settings, the proposal streaming in and then shown as a change with
+ * Accept / Discard / Regenerate / Stop). Generation runs through the application's job queue;
+ * every accepted or discarded proposal goes into the history as a variant of the document
+ * state it came from. While a proposal runs or waits for Accept or Discard, the editor is
+ * read-only: the proposal applies to exactly the text it was made from. */
+#pragma once
+
+#include <adwaita.h>
+
+#include "atelier-application.h"
+
+G_BEGIN_DECLS
+
+#define ATELIER_TYPE_WRITE_PAGE (atelier_write_page_get_type ())
+G_DECLARE_FINAL_TYPE (AtelierWritePage, atelier_write_page, ATELIER, WRITE_PAGE, GtkBox)
+
+/* Called once by the window: the page's jobs, writer and store come from `app`. */
+void atelier_write_page_attach (AtelierWritePage *self, AtelierApplication *app);
+void atelier_write_page_open_file (AtelierWritePage *self, GFile *file);
+/* A text item from the history: a document state opens in the editor; a proposal opens the
+ * document it came from with its settings restored. */
+void atelier_write_page_open_item (AtelierWritePage *self, const AtelierItem *item);
+/* The language model the assistant uses (a path; added to the chooser if new). */
+void atelier_write_page_set_model (AtelierWritePage *self, const char *path);
+/* Scans for models again (after the model manager closes). */
+void atelier_write_page_refresh_models (AtelierWritePage *self);
+
+GtkTextBuffer *atelier_write_page_get_buffer (AtelierWritePage *self);
+/* The running or last job (NULL before the first). */
+AtelierJob *atelier_write_page_get_job (AtelierWritePage *self);
+/* A finished proposal waits for Accept or Discard. */
+gboolean atelier_write_page_has_proposal (AtelierWritePage *self);
+/* The id of the last item this page recorded (0: none yet); recording runs off the main
+ * thread, so it changes after "history-changed". */
+gint64 atelier_write_page_get_last_recorded (AtelierWritePage *self);
+
+/* Signals: "history-changed" (something was recorded); "toast" (message, button label or
+ * NULL, action or NULL). Actions (group "write"): new, open, save, save-as, continue,
+ * rewrite, summarize, brainstorm, ask, accept, discard, regenerate, stop. */
+
+G_END_DECLS
