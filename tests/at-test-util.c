@@ -255,3 +255,67 @@ at_test_run (AtGraph *g, AtTensor *out)
   g_assert_no_error (error);
   return at_nmse (ref, gpu, (gsize) n);
 }
+
+void
+at_test_put_u32 (GByteArray *b, guint32 v)
+{
+  guint32 le = GUINT32_TO_LE (v);
+
+  g_byte_array_append (b, (const guint8 *) &le, 4);
+}
+
+void
+at_test_put_u64 (GByteArray *b, guint64 v)
+{
+  guint64 le = GUINT64_TO_LE (v);
+
+  g_byte_array_append (b, (const guint8 *) &le, 8);
+}
+
+void
+at_test_put_str (GByteArray *b, const char *s)
+{
+  at_test_put_u64 (b, strlen (s));
+  g_byte_array_append (b, (const guint8 *) s, (guint) strlen (s));
+}
+
+GBytes *
+at_test_tiny_llama_gguf (void)
+{
+  GByteArray *b = g_byte_array_new ();
+
+  g_byte_array_append (b, (const guint8 *) "GGUF", 4);
+  at_test_put_u32 (b, 3);
+  at_test_put_u64 (b, 2); /* tensors */
+  at_test_put_u64 (b, 1); /* key/values */
+  at_test_put_str (b, "general.architecture");
+  at_test_put_u32 (b, 8); /* string */
+  at_test_put_str (b, "llama");
+  at_test_put_str (b, "token_embd.weight");
+  at_test_put_u32 (b, 2);
+  at_test_put_u64 (b, 32);
+  at_test_put_u64 (b, 4);
+  at_test_put_u32 (b, 8); /* Q8_0 */
+  at_test_put_u64 (b, 0);
+  at_test_put_str (b, "output_norm.weight");
+  at_test_put_u32 (b, 1);
+  at_test_put_u64 (b, 32);
+  at_test_put_u32 (b, 0); /* F32 */
+  at_test_put_u64 (b, 160);
+  while (b->len % 32 != 0)
+    g_byte_array_append (b, (const guint8 *) "", 1);
+  for (guint i = 0; i < 160 + 128; i++)
+    g_byte_array_append (b, (const guint8 *) "", 1);
+  return g_byte_array_free_to_bytes (b);
+}
+
+void
+at_test_write_file (const char *path, const void *data, gsize len)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autoptr (GError) error = NULL;
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (path, data, (gssize) len, &error));
+  g_assert_no_error (error);
+}

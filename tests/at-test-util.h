@@ -55,4 +55,15 @@ void at_test_expect_error (AtGraph *g, AtTensor *y, const char *fragment);
   }                                                                                                \
   G_STMT_END
 
+/* Little-endian writers for hand-made GGUF files. */
+void at_test_put_u32 (GByteArray *b, guint32 v);
+void at_test_put_u64 (GByteArray *b, guint64 v);
+void at_test_put_str (GByteArray *b, const char *s); /* GGUF string: u64 length, bytes */
+
+/* A GGUF v3 of architecture "llama" with two tensors: token_embd.weight Q8_0 [4, 32] (136
+ * bytes) and output_norm.weight F32 [32] (128 bytes), so Q8_0 holds most of the bytes. */
+GBytes *at_test_tiny_llama_gguf (void);
+/* Writes `len` bytes to `path`, making its folders; asserts on failure. */
+void at_test_write_file (const char *path, const void *data, gsize len);
+
 G_END_DECLS

@@ -21,84 +21,20 @@ static char *root, *hub, *lms, *oll, *user_dir, *gguf_path, *lms_gguf;
 #define BLOB_HEX2 "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 #define LOST_HEX "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
-static void
-put_u32 (GByteArray *b, guint32 v)
-{
-  guint32 le = GUINT32_TO_LE (v);
 
-  g_byte_array_append (b, (const guint8 *) &le, 4);
-}
-
-static void
-put_u64 (GByteArray *b, guint64 v)
-{
-  guint64 le = GUINT64_TO_LE (v);
-
-  g_byte_array_append (b, (const guint8 *) &le, 8);
-}
-
-static void
-put_str (GByteArray *b, const char *s)
-{
-  put_u64 (b, strlen (s));
-  g_byte_array_append (b, (const guint8 *) s, strlen (s));
-}
-
-/* A GGUF v3 of architecture "llama": token_embd.weight Q8_0 [4, 32] (136 bytes) and
- * output_norm.weight F32 [32] (128 bytes), so Q8_0 holds most of the bytes. */
-static GBytes *
-tiny_gguf (void)
-{
-  GByteArray *b = g_byte_array_new ();
-
-  g_byte_array_append (b, (const guint8 *) "GGUF", 4);
-  put_u32 (b, 3);
-  put_u64 (b, 2); /* tensors */
-  put_u64 (b, 1); /* key/values */
-  put_str (b, "general.architecture");
-  put_u32 (b, 8); /* string */
-  put_str (b, "llama");
-  put_str (b, "token_embd.weight");
-  put_u32 (b, 2);
-  put_u64 (b, 32);
-  put_u64 (b, 4);
-  put_u32 (b, 8); /* Q8_0 */
-  put_u64 (b, 0);
-  put_str (b, "output_norm.weight");
-  put_u32 (b, 1);
-  put_u64 (b, 32);
-  put_u32 (b, 0); /* F32 */
-  put_u64 (b, 160);
-  while (b->len % 32 != 0)
-    g_byte_array_append (b, (const guint8 *) "", 1);
-  for (guint i = 0; i < 160 + 128; i++)
-    g_byte_array_append (b, (const guint8 *) "\0", 1);
-  return g_byte_array_free_to_bytes (b);
-}
-
-static void
-write_file (const char *path, const void *data, gsize len)
-{
-  g_autofree char *dir = g_path_get_dirname (path);
-  g_autoptr (GError) error = NULL;
-
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
-  g_assert_true (g_file_set_contents (path, data, (gssize) len, &error));
-  g_assert_no_error (error);
-}
 
 static void
 write_text (const char *path, const char *text)
 {
-  write_file (path, text, strlen (text));
+  at_test_write_file (path, text, strlen (text));
 }
 
 static void
 write_gguf (const char *path)
 {
-  g_autoptr (GBytes) bytes = tiny_gguf ();
+  g_autoptr (GBytes) bytes = at_test_tiny_llama_gguf ();
 
-  write_file (path, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+  at_test_write_file (path, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
 }
 
 static void
@@ -110,7 +46,7 @@ copy_corpus (const char *name, const char *to)
   gsize len = 0;
 
   g_assert_true (g_file_get_contents (from, &text, &len, &error));
-  write_file (to, text, len);
+  at_test_write_file (to, text, len);
 }
 
 static void

@@ -11,82 +11,28 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "at-test-util.h"
 #include "atelier-models-dialog.h"
 #include "atelier-store.h"
+
+static void
+write_text (const char *path, const char *text)
+{
+  at_test_write_file (path, text, strlen (text));
+}
+
+static void
+write_gguf (const char *path)
+{
+  g_autoptr (GBytes) bytes = at_test_tiny_llama_gguf ();
+
+  at_test_write_file (path, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+}
 
 #define BLOB_HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static char *root, *extra_dir, *own_dir;
 static AtelierStore *store;
-
-static void
-put_u32 (GByteArray *b, guint32 v)
-{
-  guint32 le = GUINT32_TO_LE (v);
-
-  g_byte_array_append (b, (const guint8 *) &le, 4);
-}
-
-static void
-put_u64 (GByteArray *b, guint64 v)
-{
-  guint64 le = GUINT64_TO_LE (v);
-
-  g_byte_array_append (b, (const guint8 *) &le, 8);
-}
-
-static void
-put_str (GByteArray *b, const char *s)
-{
-  put_u64 (b, strlen (s));
-  g_byte_array_append (b, (const guint8 *) s, strlen (s));
-}
-
-/* A GGUF v3 of architecture "llama" with two tensors, Q8_0 [4, 32] and F32 [32]. */
-static void
-write_gguf (const char *path)
-{
-  g_autoptr (GByteArray) b = g_byte_array_new ();
-  g_autofree char *dir = g_path_get_dirname (path);
-  g_autoptr (GError) error = NULL;
-
-  g_byte_array_append (b, (const guint8 *) "GGUF", 4);
-  put_u32 (b, 3);
-  put_u64 (b, 2);
-  put_u64 (b, 1);
-  put_str (b, "general.architecture");
-  put_u32 (b, 8);
-  put_str (b, "llama");
-  put_str (b, "token_embd.weight");
-  put_u32 (b, 2);
-  put_u64 (b, 32);
-  put_u64 (b, 4);
-  put_u32 (b, 8);
-  put_u64 (b, 0);
-  put_str (b, "output_norm.weight");
-  put_u32 (b, 1);
-  put_u64 (b, 32);
-  put_u32 (b, 0);
-  put_u64 (b, 160);
-  while (b->len % 32 != 0)
-    g_byte_array_append (b, (const guint8 *) "", 1);
-  for (guint i = 0; i < 160 + 128; i++)
-    g_byte_array_append (b, (const guint8 *) "", 1);
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
-  g_assert_true (g_file_set_contents (path, (const char *) b->data, b->len, &error));
-  g_assert_no_error (error);
-}
-
-static void
-write_text (const char *path, const char *text)
-{
-  g_autofree char *dir = g_path_get_dirname (path);
-  g_autoptr (GError) error = NULL;
-
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
-  g_assert_true (g_file_set_contents (path, text, -1, &error));
-  g_assert_no_error (error);
-}
 
 static void
 make_roots (void)

@@ -324,43 +324,20 @@ typedef struct
 } Vocab;
 
 static void
-put_u32 (GByteArray *b, guint32 v)
-{
-  guint32 le = GUINT32_TO_LE (v);
-
-  g_byte_array_append (b, (const guint8 *) &le, 4);
-}
-
-static void
-put_u64 (GByteArray *b, guint64 v)
-{
-  guint64 le = GUINT64_TO_LE (v);
-
-  g_byte_array_append (b, (const guint8 *) &le, 8);
-}
-
-static void
-put_str (GByteArray *b, const char *s)
-{
-  put_u64 (b, strlen (s));
-  g_byte_array_append (b, (const guint8 *) s, (guint) strlen (s));
-}
-
-static void
 kv_str (Vocab *v, const char *key, const char *val)
 {
-  put_str (v->b, key);
-  put_u32 (v->b, 8);
-  put_str (v->b, val);
+  at_test_put_str (v->b, key);
+  at_test_put_u32 (v->b, 8);
+  at_test_put_str (v->b, val);
   v->n_kv++;
 }
 
 static void
 kv_u32 (Vocab *v, const char *key, guint32 val)
 {
-  put_str (v->b, key);
-  put_u32 (v->b, 4);
-  put_u32 (v->b, val);
+  at_test_put_str (v->b, key);
+  at_test_put_u32 (v->b, 4);
+  at_test_put_u32 (v->b, val);
   v->n_kv++;
 }
 
@@ -370,29 +347,29 @@ kv_strs (Vocab *v, const char *key, const char *const *vals)
 {
   guint64 n = g_strv_length ((char **) vals);
 
-  put_str (v->b, key);
-  put_u32 (v->b, 9);
-  put_u32 (v->b, 8);
-  put_u64 (v->b, n);
+  at_test_put_str (v->b, key);
+  at_test_put_u32 (v->b, 9);
+  at_test_put_u32 (v->b, 8);
+  at_test_put_u64 (v->b, n);
   for (guint64 i = 0; i < n; i++)
-    put_str (v->b, vals[i]);
+    at_test_put_str (v->b, vals[i]);
   v->n_kv++;
 }
 
 static void
 kv_f32s (Vocab *v, const char *key, guint n)
 {
-  put_str (v->b, key);
-  put_u32 (v->b, 9);
-  put_u32 (v->b, 6);
-  put_u64 (v->b, n);
+  at_test_put_str (v->b, key);
+  at_test_put_u32 (v->b, 9);
+  at_test_put_u32 (v->b, 6);
+  at_test_put_u64 (v->b, n);
   for (guint i = 0; i < n; i++)
     {
       float f = -(float) i;
       guint32 u;
 
       memcpy (&u, &f, 4);
-      put_u32 (v->b, u);
+      at_test_put_u32 (v->b, u);
     }
   v->n_kv++;
 }
@@ -400,12 +377,12 @@ kv_f32s (Vocab *v, const char *key, guint n)
 static void
 kv_i32s (Vocab *v, const char *key, const gint32 *vals, guint n)
 {
-  put_str (v->b, key);
-  put_u32 (v->b, 9);
-  put_u32 (v->b, 5);
-  put_u64 (v->b, n);
+  at_test_put_str (v->b, key);
+  at_test_put_u32 (v->b, 9);
+  at_test_put_u32 (v->b, 5);
+  at_test_put_u64 (v->b, n);
   for (guint i = 0; i < n; i++)
-    put_u32 (v->b, (guint32) vals[i]);
+    at_test_put_u32 (v->b, (guint32) vals[i]);
   v->n_kv++;
 }
 
@@ -415,9 +392,9 @@ vocab_finish (Vocab *v)
   GByteArray *out = g_byte_array_new ();
 
   g_byte_array_append (out, (const guint8 *) "GGUF", 4);
-  put_u32 (out, 3);
-  put_u64 (out, 0);
-  put_u64 (out, v->n_kv);
+  at_test_put_u32 (out, 3);
+  at_test_put_u64 (out, 0);
+  at_test_put_u64 (out, v->n_kv);
   g_byte_array_append (out, v->b->data, v->b->len);
   g_byte_array_unref (v->b);
   return g_byte_array_free_to_bytes (out);
