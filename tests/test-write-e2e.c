@@ -3,7 +3,7 @@
  * document, runs Continue through the real job queue (the text streams into the proposal),
  * accepts it (one undoable edit), finds the proposal in the history as a variant of the
  * document state it came from, and saves a screenshot of the window
- * (write-e2e-proposal.png and write-e2e-accepted.png in
+ * (write-e2e-proposal.png, write-e2e-accepted.png and write-e2e-dark.png in
  * $ATELIER_SCREENSHOT_DIR, else $G_TEST_BUILDDIR). Needs a Vulkan device and
  * python3-torch (skipped without them). */
 #include <adwaita.h>
@@ -191,6 +191,9 @@ activate_cb (GApplication *gapp, gpointer data)
   g_assert_true (wait_for (history_shows_two, panel, 30));
 
   save_screenshot (window, "write-e2e-accepted.png");
+  /* The dark style, to look at: every colour the window sets must read on both. */
+  adw_style_manager_set_color_scheme (adw_style_manager_get_default (), ADW_COLOR_SCHEME_FORCE_DARK);
+  save_screenshot (window, "write-e2e-dark.png");
   g_application_quit (gapp);
 }
 
