@@ -108,6 +108,7 @@ print_device (const AtDeviceInfo *d, gboolean chosen)
 {
   g_autofree char *api = version_string (d->api_version);
   g_autoptr (GPtrArray) ops = g_ptr_array_new ();
+  g_autofree char *ops_text = NULL;
   const char *yes = "yes", *no = "no";
 
   printf ("%s%u: %s\n", chosen ? "* " : "  ", d->index, d->name);
@@ -122,8 +123,9 @@ print_device (const AtDeviceInfo *d, gboolean chosen)
   printf ("    16/8-bit storage %s / %s\n", d->storage_16bit ? yes : no, d->storage_8bit ? yes : no);
   subgroup_ops_to (d->subgroup_ops, ops);
   g_ptr_array_add (ops, NULL);
+  ops_text = g_strjoinv (", ", (char **) ops->pdata);
   printf ("    subgroup        size %u (range %u-%u); %s\n", d->subgroup_size, d->subgroup_min_size,
-          d->subgroup_max_size, g_strjoinv (", ", (char **) ops->pdata));
+          d->subgroup_max_size, ops_text);
   printf ("    integer dot     %s%s\n", d->integer_dot_product ? yes : no,
           d->integer_dot_product_accelerated ? " (accelerated)" : "");
   printf ("    cooperative matrix %s%s\n", d->cooperative_matrix ? "KHR" : no,
