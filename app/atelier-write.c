@@ -1,5 +1,5 @@
 /* atelier-write.c: `atelier write --model FILE ...`: the writer's assistant on the command
- * line. An action (continue, rewrite, summarize, brainstorm) over a document and selection, or
+ * line. An action (continue, rewrite, summarize, brainstorm, ask) over a document and selection, or
  * a conversation from --messages, becomes the model's prompt (its own chat template); the tokens
  * stream to stdout as they come, Ctrl-C stops after the current token. --print-prompt prints
  * the exact text the model would receive and exits (a vocabulary-only GGUF is enough). */
@@ -110,8 +110,8 @@ atelier_cmd_write (int argc, char **argv)
   gint64 parent_id = 0;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "The GGUF language model", "FILE" },
-    { "action", 0, 0, G_OPTION_ARG_STRING, &action_name, "continue (default), rewrite, summarize, brainstorm", "A" },
-    { "instruction", 0, 0, G_OPTION_ARG_STRING, &instruction, "How to rewrite (\"shorter\", ...)", "TEXT" },
+    { "action", 0, 0, G_OPTION_ARG_STRING, &action_name, "continue (default), rewrite, summarize, brainstorm, ask", "A" },
+    { "instruction", 0, 0, G_OPTION_ARG_STRING, &instruction, "How to rewrite (\"shorter\", ...); ask: the question", "TEXT" },
     { "input", 'i', 0, G_OPTION_ARG_FILENAME, &input, "The document (default: standard input)", "FILE|-" },
     { "selection", 0, 0, G_OPTION_ARG_STRING, &selection, "Selected characters (default: cursor at the end)",
       "START:END" },
@@ -151,7 +151,7 @@ atelier_cmd_write (int argc, char **argv)
   if (model_path == NULL || argc > 1 || max_tokens < 0 || ctx < 0 || parent_id < 0
       || (action_name != NULL && !at_text_action_from_name (action_name, &action)))
     {
-      fprintf (stderr, "Usage: atelier write --model FILE [--action continue|rewrite|summarize|brainstorm] "
+      fprintf (stderr, "Usage: atelier write --model FILE [--action continue|rewrite|summarize|brainstorm|ask] "
                        "[--instruction TEXT] [--input FILE|-] [--selection START:END] [--system TEXT] "
                        "[--messages FILE] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] "
                        "[--repeat-penalty R] [--seed S] [--ctx N] [--stop TEXT] [--print-prompt] [--no-history] "

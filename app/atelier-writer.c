@@ -160,13 +160,15 @@ atelier_write_request_clear (AtelierWriteRequest *request)
 {
   g_clear_pointer (&request->model_path, g_free);
   g_clear_pointer (&request->messages, json_array_unref);
+  g_clear_pointer (&request->turns, json_array_unref);
   g_clear_pointer (&request->document, g_free);
   g_clear_pointer (&request->instruction, g_free);
   g_clear_pointer (&request->system, g_free);
   g_clear_pointer (&request->stop, g_strfreev);
 }
 
-/* `messages` is shared, not copied: a request's conversation is never changed once made. */
+/* `messages` and `turns` are shared, not copied: a request's conversation is never changed once
+ * made. */
 AtelierWriteRequest *
 atelier_write_request_copy (const AtelierWriteRequest *request)
 {
@@ -175,6 +177,7 @@ atelier_write_request_copy (const AtelierWriteRequest *request)
   *copy = *request;
   copy->model_path = g_strdup (request->model_path);
   copy->messages = request->messages != NULL ? json_array_ref (request->messages) : NULL;
+  copy->turns = request->turns != NULL ? json_array_ref (request->turns) : NULL;
   copy->document = g_strdup (request->document);
   copy->instruction = g_strdup (request->instruction);
   copy->system = g_strdup (request->system);
@@ -278,6 +281,9 @@ prepare_document (Model *m, const AtelierWriteRequest *r, Prepared *p, GError **
       g_set_error (error, AT_ERROR, AT_ERROR_INVALID, "a %u-token context has no room for the text", p->n_ctx);
       return FALSE;
     }
+  if (r->action == AT_TEXT_ASK)
+    return at_text_prompt_build_ask (&p->prompt, doc, r->sel_start, r->sel_end, r->instruction, r->turns, r->system,
+                                     p->n_ctx - p->max_tokens - overhead, count_tokens, m->tok, error);
   return at_text_prompt_build (&p->prompt, r->action, doc, r->sel_start, r->sel_end, r->instruction, r->system,
                                p->n_ctx - p->max_tokens - overhead, count_tokens, m->tok, error);
 }
@@ -400,6 +406,7 @@ run_locked (Model *m, const AtelierWriteRequest *request, AtCompleteFunc on_piec
   result->context_start = p.prompt.context_start;
   result->context_end = p.prompt.context_end;
   result->trimmed = p.prompt.trimmed;
+  result->turns_sent = p.prompt.turns_sent;
   result->model_kind = g_strdup (m->kind);
   result->model_family = g_strdup (m->family);
   if (!at_complete_text (m->llm, m->tok, (const gint32 *) (gpointer) ids->data, ids->len, &params, cancellable,
@@ -471,6 +478,11 @@ write_params_json (const AtelierWriteRequest *r, const AtelierWriteResult *res, 
     add_string (b, "instruction", r->instruction);
   if (r->system != NULL)
     add_string (b, "system", r->system);
+  if (r->messages == NULL && r->action == AT_TEXT_ASK)
+    {
+      add_int (b, "turns", r->turns != NULL ? json_array_get_length (r->turns) / 2 : 0);
+      add_int (b, "turns_sent", res->turns_sent);
+    }
   /* In characters, as --selection takes it; the default (the cursor at the end) is left out. */
   if (r->messages == NULL && r->document != NULL
       && !(r->sel_start == r->sel_end && r->sel_end == strlen (r->document)))
@@ -514,15 +526,16 @@ atelier_writer_record (AtelierStore *store, const AtelierWriteRequest *request, 
 {
   const char *generated = result->text != NULL ? result->text : "";
   g_autofree char *params_json = write_params_json (request, result, outcome);
-  g_autofree char *hash = NULL, *messages_text = NULL;
+  g_autofree char *hash = NULL, *messages_text = NULL, *turns_text = NULL;
   /* The asset keeps the exact bytes; the searchable text must be UTF-8, and a stop (Ctrl-C, a
    * token limit) can cut a character in half. */
   g_autofree char *searchable = g_utf8_make_valid (generated, -1);
   g_autoptr (GBytes) main_bytes = g_bytes_new (generated, strlen (generated));
-  g_autoptr (GBytes) input_bytes = NULL;
-  AtelierAssetNew assets[2] = {
+  g_autoptr (GBytes) input_bytes = NULL, turns_bytes = NULL;
+  AtelierAssetNew assets[3] = {
     { "main", "text/plain", main_bytes },
     { "input", "text/plain", NULL },
+    { "conversation", "application/json", NULL },
   };
   AtelierItemNew item = { 0 };
   const char *prompt;
@@ -546,6 +559,14 @@ atelier_writer_record (AtelierStore *store, const AtelierWriteRequest *request, 
   else if (request->document != NULL)
     input_bytes = g_bytes_new (request->document, strlen (request->document));
   assets[1].data = input_bytes;
+  /* A question's earlier turns, as the writer had them. */
+  if (request->messages == NULL && request->turns != NULL && json_array_get_length (request->turns) > 0)
+    {
+      g_autoptr (JsonNode) node = json_node_init_array (json_node_alloc (), request->turns);
+
+      turns_text = json_to_string (node, FALSE);
+      turns_bytes = g_bytes_new (turns_text, strlen (turns_text));
+    }
 
   if ((hash = atelier_store_hash_model_file (request->model_path, &size, error)) == NULL
       || (item.model_id = atelier_store_ensure_model (store, request->model_path, "llm", result->model_family, size,
@@ -559,7 +580,15 @@ atelier_writer_record (AtelierStore *store, const AtelierWriteRequest *request, 
   item.parent_id = parent_id;
   item.text = searchable;
   item.assets = assets;
-  item.n_assets = input_bytes != NULL ? 2 : 1;
+  if (input_bytes == NULL)
+    item.n_assets = 1;
+  else if (turns_bytes == NULL)
+    item.n_assets = 2;
+  else
+    {
+      assets[2].data = turns_bytes;
+      item.n_assets = 3;
+    }
   return atelier_store_save (store, &item, error);
 }
 

@@ -26,7 +26,8 @@ typedef struct
   JsonArray *messages;
   char *document;            /* UTF-8; NULL when `messages` is used */
   gsize sel_start, sel_end;  /* bytes of `document`; equal: the cursor */
-  char *instruction;         /* rewrite's "shorter", ...; may be NULL */
+  char *instruction;         /* rewrite's "shorter", ..., ask's question; may be NULL */
+  JsonArray *turns;          /* ask: the conversation's earlier turns, oldest first; may be NULL */
   char *system;              /* an extra system message; may be NULL */
   double temperature, top_p, min_p, repeat_penalty;
   int top_k;
@@ -53,6 +54,7 @@ typedef struct
   char *description;        /* at_text_prompt_describe(), or NULL for a conversation */
   gsize context_start, context_end; /* bytes of the document the prompt carried */
   gboolean trimmed;
+  guint turns_sent;         /* ask: the earlier turns the prompt carried */
   char *model_kind, *model_family; /* at_model_file_recognize()'s */
   AtCompleteStats stats;    /* stats.cancelled: stopped by the user */
 } AtelierWriteResult;

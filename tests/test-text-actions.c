@@ -154,6 +154,140 @@ test_summarize_and_brainstorm (void)
   }
 }
 
+static JsonArray *
+turns_from (const char *json)
+{
+  g_autoptr (JsonNode) node = json_from_string (json, NULL);
+
+  g_assert_nonnull (node);
+  return json_array_ref (json_node_get_array (node));
+}
+
+static const char *
+part (JsonArray *messages, guint i, const char *member)
+{
+  return json_object_get_string_member (json_array_get_object_element (messages, i), member);
+}
+
+/* Three earlier turns of 3 + 4 words each: with the framing (AT_TEXT_MESSAGE_TOKENS a message),
+ * 23 tokens a turn. The document is 25 words. */
+static const char three_turns[] = "[{\"role\": \"user\", \"content\": \"first question here\"},"
+                                  " {\"role\": \"assistant\", \"content\": \"the first answer given\"},"
+                                  " {\"role\": \"user\", \"content\": \"second question here\"},"
+                                  " {\"role\": \"assistant\", \"content\": \"the second answer given\"},"
+                                  " {\"role\": \"user\", \"content\": \"third question here\"},"
+                                  " {\"role\": \"assistant\", \"content\": \"the third answer given\"}]";
+
+static void
+test_ask (void)
+{
+  g_autoptr (JsonArray) turns = turns_from (three_turns);
+  g_autoptr (GError) error = NULL;
+  gsize len = strlen (doc), cursor = (gsize) (strstr (doc, "more words") - doc);
+  const char *second = strstr (doc, "The second");
+  gsize sel_start = (gsize) (second - doc), sel_end = (gsize) (strstr (second, "\n\n") - doc);
+  AtTextAction action;
+
+  g_assert_cmpuint (count_words (doc, len, NULL), ==, 25);
+  {
+    /* Room for everything: every turn, oldest first, between the document and the question. */
+    g_auto (AtTextPrompt) p = { 0 };
+    g_autofree char *what = NULL;
+
+    g_assert_true (at_text_prompt_build_ask (&p, doc, len, len, "Who is in it?", turns, "Be kind.", 1000,
+                                             count_words, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (json_array_get_length (p.messages), ==, 8);
+    g_assert_cmpstr (part (p.messages, 0, "role"), ==, "system");
+    g_assert_true (g_str_has_prefix (part (p.messages, 0, "content"), "Be kind.\n\n"));
+    g_assert_true (g_str_has_suffix (part (p.messages, 0, "content"), doc));
+    g_assert_nonnull (strstr (part (p.messages, 0, "content"), "The writer's text:"));
+    for (guint i = 0; i < 6; i++)
+      {
+        g_assert_cmpstr (part (p.messages, i + 1, "role"), ==, part (turns, i, "role"));
+        g_assert_cmpstr (part (p.messages, i + 1, "content"), ==, part (turns, i, "content"));
+      }
+    g_assert_cmpstr (part (p.messages, 7, "role"), ==, "user");
+    g_assert_cmpstr (part (p.messages, 7, "content"), ==, "Who is in it?");
+    g_assert_cmpuint (p.turns_sent, ==, 3);
+    g_assert_cmpuint (p.turns_dropped, ==, 0);
+    g_assert_false (p.trimmed);
+    what = at_text_prompt_describe (&p);
+    g_assert_nonnull (strstr (what, "3 earlier turns"));
+    g_assert_null (strstr (what, "left out"));
+  }
+  {
+    /* 60 tokens: the turns may take 30, so only the newest turn goes; the document still fits. */
+    g_auto (AtTextPrompt) p = { 0 };
+    g_autofree char *what = NULL;
+
+    g_assert_true (at_text_prompt_build_ask (&p, doc, len, len, "Who?", turns, NULL, 60, count_words, NULL, &error));
+    g_assert_cmpuint (p.turns_sent, ==, 1);
+    g_assert_cmpuint (p.turns_dropped, ==, 2);
+    g_assert_cmpuint (json_array_get_length (p.messages), ==, 4);
+    g_assert_cmpstr (part (p.messages, 1, "content"), ==, "third question here");
+    g_assert_cmpstr (part (p.messages, 2, "content"), ==, "the third answer given");
+    g_assert_false (p.trimmed);
+    g_assert_true (g_str_has_prefix (part (p.messages, 0, "content"), "You are a writing assistant."));
+    what = at_text_prompt_describe (&p);
+    g_assert_nonnull (strstr (what, "the oldest left out"));
+  }
+  {
+    /* 16 tokens: no turn fits in 8; the document is cut to a window around the cursor. */
+    g_auto (AtTextPrompt) p = { 0 };
+
+    g_assert_true (at_text_prompt_build_ask (&p, doc, cursor, cursor, "Who?", turns, NULL, 16, count_words, NULL,
+                                             &error));
+    g_assert_cmpuint (p.turns_sent, ==, 0);
+    g_assert_cmpuint (p.turns_dropped, ==, 3);
+    g_assert_cmpuint (json_array_get_length (p.messages), ==, 2);
+    g_assert_true (p.trimmed);
+    g_assert_cmpuint (p.context_start, <=, cursor);
+    g_assert_cmpuint (p.context_end, >=, cursor);
+    g_assert_cmpuint (count_words (doc + p.context_start, p.context_end - p.context_start, NULL), <=, 16);
+  }
+  {
+    /* A selection: the passage alone, said to be a selection. */
+    g_auto (AtTextPrompt) p = { 0 };
+    g_autofree char *passage = g_strndup (second, sel_end - sel_start);
+
+    g_assert_true (at_text_prompt_build (&p, AT_TEXT_ASK, doc, sel_start, sel_end, "Is this clear?", NULL, 1000,
+                                         count_words, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (json_array_get_length (p.messages), ==, 2);
+    g_assert_nonnull (strstr (part (p.messages, 0, "content"), "selected"));
+    g_assert_true (g_str_has_suffix (part (p.messages, 0, "content"), passage));
+    g_assert_null (strstr (part (p.messages, 0, "content"), "first paragraph"));
+    g_assert_cmpstr (part (p.messages, 1, "content"), ==, "Is this clear?");
+  }
+  {
+    /* Bad conversations and questions. */
+    g_auto (AtTextPrompt) p = { 0 };
+    g_autoptr (JsonArray) odd = turns_from ("[{\"role\": \"user\", \"content\": \"q\"}]");
+    g_autoptr (JsonArray) swapped = turns_from ("[{\"role\": \"assistant\", \"content\": \"a\"},"
+                                                " {\"role\": \"user\", \"content\": \"q\"}]");
+    g_autoptr (JsonArray) not_text = turns_from ("[{\"role\": \"user\", \"content\": 3},"
+                                                 " {\"role\": \"assistant\", \"content\": \"a\"}]");
+
+    g_assert_false (at_text_prompt_build_ask (&p, doc, len, len, "Who?", odd, NULL, 100, count_words, NULL, &error));
+    g_assert_nonnull (strstr (error->message, "whole turns"));
+    g_clear_error (&error);
+    g_assert_false (at_text_prompt_build_ask (&p, doc, len, len, "Who?", swapped, NULL, 100, count_words, NULL,
+                                              &error));
+    g_assert_nonnull (strstr (error->message, "message 1 of the conversation"));
+    g_clear_error (&error);
+    g_assert_false (at_text_prompt_build_ask (&p, doc, len, len, "Who?", not_text, NULL, 100, count_words, NULL,
+                                              &error));
+    g_assert_nonnull (strstr (error->message, "message 1 of the conversation"));
+    g_clear_error (&error);
+    g_assert_false (at_text_prompt_build (&p, AT_TEXT_ASK, doc, len, len, "", NULL, 100, count_words, NULL, &error));
+    g_assert_nonnull (strstr (error->message, "question"));
+    g_clear_error (&error);
+  }
+  g_assert_true (at_text_action_from_name ("ask", &action));
+  g_assert_cmpint (action, ==, AT_TEXT_ASK);
+}
+
 static void
 test_bad_input (void)
 {
@@ -182,6 +316,7 @@ main (int argc, char **argv)
   g_test_add_func ("/text/actions/continue-utf8", test_continue_utf8);
   g_test_add_func ("/text/actions/rewrite", test_rewrite);
   g_test_add_func ("/text/actions/summarize-brainstorm", test_summarize_and_brainstorm);
+  g_test_add_func ("/text/actions/ask", test_ask);
   g_test_add_func ("/text/actions/bad-input", test_bad_input);
   return g_test_run ();
 }

@@ -2,7 +2,8 @@
  * window, picks the tiny Llama from tools/ref/tiny_llm.py as the language model, types a
  * document, runs Continue through the real job queue (the text streams into the proposal),
  * accepts it (one undoable edit), finds the proposal in the history as a variant of the
- * document state it came from, and saves a screenshot of the window
+ * document state it came from, asks two questions in the chat (the second carries the first
+ * turn, as the history's record of it shows), and saves a screenshot of the window
  * (write-e2e-proposal.png, write-e2e-accepted.png and write-e2e-dark.png in
  * $ATELIER_SCREENSHOT_DIR, else $G_TEST_BUILDDIR). Needs a Vulkan device and
  * python3-torch (skipped without them). */
@@ -72,6 +73,82 @@ static gboolean
 history_shows_two (gpointer panel)
 {
   return atelier_history_panel_is_idle (panel) && atelier_history_panel_get_n_rows (panel) >= 2;
+}
+
+static GtkEditable *
+find_entry (GtkWidget *w, const char *placeholder)
+{
+  if (GTK_IS_ENTRY (w) && g_strcmp0 (gtk_entry_get_placeholder_text (GTK_ENTRY (w)), placeholder) == 0)
+    return GTK_EDITABLE (w);
+  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkEditable *found = find_entry (c, placeholder);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+static gint64 recorded_before;
+
+static gboolean
+recorded_again (gpointer page)
+{
+  return atelier_write_page_get_last_recorded (page) > recorded_before;
+}
+
+/* Asks `question` in the chat, waits for the answer, discards it (into the history), and returns
+ * the history item the discarded answer became. */
+static AtelierItem *
+ask (AtelierWritePage *page, AtelierStore *store, const char *question, char **answer)
+{
+  GtkEditable *entry = find_entry (GTK_WIDGET (page), "Ask about the document…");
+  AtelierJob *job;
+
+  g_assert_nonnull (entry);
+  gtk_editable_set_text (entry, question);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.ask", NULL));
+  g_assert_true (wait_for (job_done, page, 240));
+  job = atelier_write_page_get_job (page);
+  if (atelier_job_get_error (job) != NULL)
+    g_error ("the question failed: %s", atelier_job_get_error (job)->message);
+  *answer = g_strdup (atelier_job_get_text (job));
+  /* Answered: the entry is empty for the next question. */
+  g_assert_cmpstr (gtk_editable_get_text (entry), ==, "");
+  recorded_before = atelier_write_page_get_last_recorded (page);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.discard", NULL));
+  g_assert_true (wait_for (recorded_again, page, 60));
+  return atelier_store_get (store, atelier_write_page_get_last_recorded (page), NULL);
+}
+
+/* A recorded question's earlier turns (its "conversation" asset), or NULL without one. */
+static JsonArray *
+asked_turns (const AtelierItem *item)
+{
+  const AtelierAsset *asset = atelier_item_get_asset (item, "conversation");
+  g_autoptr (JsonParser) parser = json_parser_new ();
+
+  if (asset == NULL)
+    return NULL;
+  g_assert_cmpstr (asset->media_type, ==, "application/json");
+  g_assert_true (json_parser_load_from_file (parser, asset->path, NULL));
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (json_parser_get_root (parser)));
+  return json_array_ref (json_node_get_array (json_parser_get_root (parser)));
+}
+
+static const char *
+message_part (JsonArray *messages, guint i, const char *member)
+{
+  return json_object_get_string_member (json_array_get_object_element (messages, i), member);
+}
+
+static gint64
+param_int (const AtelierItem *item, const char *name)
+{
+  g_autoptr (JsonNode) params = json_from_string (item->params_json, NULL);
+
+  return json_object_get_int_member_with_default (json_node_get_object (params), name, -1);
 }
 
 static gboolean
@@ -191,6 +268,36 @@ activate_cb (GApplication *gapp, gpointer data)
   g_assert_true (wait_for (history_shows_two, panel, 30));
 
   save_screenshot (window, "write-e2e-accepted.png");
+
+  /* The chat: a question, then a follow-up that carries the first turn. */
+  {
+    g_autofree char *first = NULL, *second = NULL;
+    g_autoptr (AtelierItem) q1 = ask (page, store, "Where does the story take place?", &first);
+    g_autoptr (AtelierItem) q2 = ask (page, store, "And who lives there?", &second);
+    g_autoptr (JsonArray) t1 = asked_turns (q1);
+    g_autoptr (JsonArray) t2 = asked_turns (q2);
+
+    /* The first question has no earlier turns; the second carries the first, all of it sent. */
+    g_assert_cmpstr (q1->prompt, ==, "Where does the story take place?");
+    g_assert_null (t1);
+    g_assert_cmpint (param_int (q1, "turns_sent"), ==, 0);
+    g_assert_cmpstr (q2->prompt, ==, "And who lives there?");
+    g_assert_nonnull (t2);
+    g_assert_cmpuint (json_array_get_length (t2), ==, 2);
+    g_assert_cmpstr (message_part (t2, 0, "role"), ==, "user");
+    g_assert_cmpstr (message_part (t2, 0, "content"), ==, "Where does the story take place?");
+    g_assert_cmpstr (message_part (t2, 1, "role"), ==, "assistant");
+    g_assert_cmpstr (message_part (t2, 1, "content"), ==, first);
+    g_assert_cmpint (param_int (q2, "turns"), ==, 1);
+    g_assert_cmpint (param_int (q2, "turns_sent"), ==, 1);
+    g_assert_cmpint (q2->parent_id, >, 0);
+    /* A discarded answer leaves the document as it was. */
+    gtk_text_buffer_get_bounds (buffer, &a, &b);
+    g_free (after);
+    after = gtk_text_buffer_get_text (buffer, &a, &b, FALSE);
+    g_assert_cmpstr (after, ==, proposal);
+  }
+  save_screenshot (window, "write-e2e-chat.png");
   /* The dark style, to look at: every colour the window sets must read on both. */
   adw_style_manager_set_color_scheme (adw_style_manager_get_default (), ADW_COLOR_SCHEME_FORCE_DARK);
   save_screenshot (window, "write-e2e-dark.png");
@@ -202,7 +309,8 @@ test_write_continue_accept (void)
 {
   const char *tmp = at_test_tmpdir ();
   const char *args[] = { tmp, NULL };
-  g_autofree char *gguf = g_build_filename (tmp, "llama_chat.gguf", NULL);
+  /* The chat model with a 1,024-token window: the questions' recipe needs more than 128. */
+  g_autofree char *gguf = g_build_filename (tmp, "llama_chat_1k.gguf", NULL);
   g_autofree char *data = g_build_filename (tmp, "history", NULL);
   g_autoptr (AtelierApplication) app = NULL;
   char *argv[] = { (char *) "atelier", NULL };

@@ -6,7 +6,7 @@
 set -eu
 
 build="meson ninja-build pkg-config gcc glslc libglib2.0-dev libglib2.0-bin
-  libvulkan-dev mesa-vulkan-drivers libgtk-4-dev libadwaita-1-dev libjson-glib-dev libzip-dev
+  libvulkan-dev mesa-vulkan-drivers libgtk-4-dev libadwaita-1-dev libgtksourceview-5-dev libjson-glib-dev libzip-dev
   libsqlite3-dev
   gettext desktop-file-utils appstream"
 test="xvfb xauth dbus-x11 vulkan-tools vulkan-validationlayers clang

@@ -1,12 +1,15 @@
-/* atelier-write-page.c: the Write mode. The editor is a GtkTextView (its buffer's own undo);
- * the assistant builds an AtelierWriteRequest from the buffer and the sidebar, runs it as a
- * job, streams the text into the proposal view, then shows it as a word diff against the
- * passage it replaces. Recording (a commit's fsync) and file I/O run off the main thread. */
+/* atelier-write-page.c: the Write mode. The editor is a GtkSourceView (Markdown highlighting,
+ * the buffer's own undo); the assistant builds an AtelierWriteRequest from the buffer and the
+ * sidebar, runs it as a job, streams the text into the proposal view, then shows it as a word
+ * diff against the passage it replaces. Questions go to the Chat page instead: each one carries
+ * the conversation so far. Recording (a commit's fsync) and file I/O run off the main thread. */
 #include "config.h"
 
 #include "atelier-write-page.h"
 
+#include <adwaita.h>
 #include <glib/gi18n.h>
+#include <gtksourceview/gtksource.h>
 #include <string.h>
 
 #include "atelier-diff.h"
@@ -39,9 +42,13 @@ struct _AtelierWritePage
   GCancellable *scan;
   GtkEntry *instruction, *question;
   GtkSpinButton *temperature, *top_p, *top_k, *max_tokens, *seed;
-  GtkLabel *proposal_label, *status_label;
+  GtkLabel *status_label;
   GtkTextView *proposal_view;
   GtkTextBuffer *proposal;
+  GtkStack *side_stack;           /* "proposal", "chat" */
+  GtkTextView *chat_view;
+  GtkTextBuffer *chat;
+  JsonArray *conversation;        /* the finished turns: {role, content} objects */
   GtkProgressBar *progress;
   GtkWidget *stop_button, *accept_button, *discard_button, *regenerate_button;
 
@@ -107,7 +114,8 @@ update_state (AtelierWritePage *self)
   gboolean running = self->job != NULL && !atelier_job_is_finished (self->job);
   gboolean pending = !running && self->result != NULL;
   gboolean free_ = !running && !pending;
-  static const char *const asks[] = { "continue", "rewrite", "summarize", "brainstorm", "ask", "new", "open" };
+  static const char *const asks[] = { "continue", "rewrite", "summarize", "brainstorm", "ask", "new-chat", "new",
+                                      "open" };
 
   for (guint i = 0; i < G_N_ELEMENTS (asks); i++)
     set_enabled (self, asks[i], free_);
@@ -259,6 +267,42 @@ buffer_changed_cb (GtkTextBuffer *buffer, gpointer data)
   self->autosave_timeout = g_timeout_add_seconds (AUTOSAVE_SECONDS, autosave_timeout_cb, self);
 }
 
+/* Markdown unless the file says otherwise: a writer's draft with `*emphasis*` and headings
+ * reads better highlighted, and plain text has nothing Markdown would mark. */
+static void
+update_language (AtelierWritePage *self)
+{
+  GtkSourceLanguageManager *manager = gtk_source_language_manager_get_default ();
+  g_autofree char *name = self->file != NULL ? g_file_get_basename (self->file) : NULL;
+  g_autofree char *type = name != NULL ? g_content_type_guess (name, NULL, 0, NULL) : NULL;
+  GtkSourceLanguage *language = NULL;
+
+  if (name == NULL || g_content_type_is_a (type, "text/markdown"))
+    language = gtk_source_language_manager_get_language (manager, "markdown");
+  else if (!g_content_type_equals (type, "text/plain"))
+    language = gtk_source_language_manager_guess_language (manager, name, type);
+  gtk_source_buffer_set_language (GTK_SOURCE_BUFFER (self->buffer), language);
+}
+
+/* The editor's colours follow the light or dark style. */
+static void
+update_scheme (AtelierWritePage *self)
+{
+  gboolean dark = adw_style_manager_get_dark (adw_style_manager_get_default ());
+  GtkSourceStyleScheme *scheme = gtk_source_style_scheme_manager_get_scheme (
+    gtk_source_style_scheme_manager_get_default (), dark ? "Adwaita-dark" : "Adwaita");
+
+  gtk_source_buffer_set_style_scheme (GTK_SOURCE_BUFFER (self->buffer), scheme);
+}
+
+static void
+dark_changed_cb (GObject *manager, GParamSpec *pspec, gpointer data)
+{
+  update_scheme (data);
+}
+
+static void clear_chat (AtelierWritePage *self);
+
 static void
 set_document (AtelierWritePage *self, const char *text, GFile *file)
 {
@@ -271,6 +315,9 @@ set_document (AtelierWritePage *self, const char *text, GFile *file)
   self->doc_id = 0;
   g_clear_pointer (&self->doc_recorded, g_free);
   update_title (self);
+  update_language (self);
+  /* The conversation was about the other document. */
+  clear_chat (self);
 }
 
 static void
@@ -322,8 +369,11 @@ save_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
       toast (self, text, NULL, NULL);
       return;
     }
-  if (!g_file_equal (G_FILE (source), self->file))
-    g_set_object (&self->file, G_FILE (source));
+  if (self->file == NULL || !g_file_equal (G_FILE (source), self->file))
+    {
+      g_set_object (&self->file, G_FILE (source));
+      update_language (self);
+    }
   gtk_text_buffer_set_modified (self->buffer, FALSE);
   update_title (self);
   autosave (self);
@@ -555,6 +605,56 @@ proposal_result_free (ProposalResult *r)
   g_free (r);
 }
 
+/* -- the chat -- */
+
+static JsonObject *
+message_new (const char *role, const char *content)
+{
+  JsonObject *m = json_object_new ();
+
+  json_object_set_string_member (m, "role", role);
+  json_object_set_string_member (m, "content", content);
+  return m;
+}
+
+static void
+chat_append (AtelierWritePage *self, const char *text, const char *tag)
+{
+  GtkTextIter end;
+
+  gtk_text_buffer_get_end_iter (self->chat, &end);
+  if (tag != NULL)
+    gtk_text_buffer_insert_with_tags_by_name (self->chat, &end, text, -1, tag, NULL);
+  else
+    gtk_text_buffer_insert (self->chat, &end, text, -1);
+  /* The newest text in view. */
+  gtk_text_buffer_get_end_iter (self->chat, &end);
+  gtk_text_view_scroll_to_iter (self->chat_view, &end, 0, FALSE, 0, 0);
+}
+
+static void
+clear_chat (AtelierWritePage *self)
+{
+  g_clear_pointer (&self->conversation, json_array_unref);
+  self->conversation = json_array_new ();
+  if (self->chat != NULL)
+    gtk_text_buffer_set_text (self->chat, "", 0);
+}
+
+/* The conversation so far, as a question carries it (the writer keeps the newest turns that
+ * fit the model's window). Its own array: the conversation grows after the request is made. */
+static JsonArray *
+chat_turns (AtelierWritePage *self)
+{
+  JsonArray *turns = json_array_sized_new (json_array_get_length (self->conversation));
+
+  for (guint i = 0; i < json_array_get_length (self->conversation); i++)
+    json_array_add_object_element (turns, json_object_ref (json_array_get_object_element (self->conversation, i)));
+  return turns;
+}
+
+/* -- proposals, as jobs -- */
+
 static gboolean
 stream_piece (const char *piece, const char *text, gpointer data)
 {
@@ -605,6 +705,11 @@ job_stream_cb (AtelierJob *job, const char *piece, gpointer data)
   AtelierWritePage *self = data;
   GtkTextIter end;
 
+  if (self->request != NULL && self->request->action == AT_TEXT_ASK)
+    {
+      chat_append (self, piece, NULL);
+      return;
+    }
   gtk_text_buffer_get_end_iter (self->proposal, &end);
   gtk_text_buffer_insert_with_tags_by_name (self->proposal, &end, piece, -1, "inserted", NULL);
 }
@@ -657,9 +762,18 @@ job_finished_cb (AtelierJob *job, gpointer data)
       toast (self, text, _("Models"), "win.models");
       clear_proposal (self);
       gtk_label_set_text (self->status_label, text);
+      if (self->request->action == AT_TEXT_ASK)
+        chat_append (self, text, "note");
       return;
     }
   self->result = g_steal_pointer (&r->result);
+  if (self->request->action == AT_TEXT_ASK)
+    {
+      /* The turn joins the conversation: the next question carries it. */
+      json_array_add_object_element (self->conversation, message_new ("user", self->request->instruction));
+      json_array_add_object_element (self->conversation, message_new ("assistant", self->result->text));
+      gtk_editable_set_text (GTK_EDITABLE (self->question), "");
+    }
   /* A rewrite with nothing selected replaces the paragraph the prompt carried. */
   if (self->replaces && self->request->sel_start == self->request->sel_end)
     {
@@ -692,7 +806,7 @@ start_job (AtelierWritePage *self, AtelierWriteRequest *request)
   ProposalJob *j = g_new0 (ProposalJob, 1);
   g_autofree char *model = g_path_get_basename (request->model_path);
   g_autofree char *title = NULL;
-  const char *what = request->messages != NULL ? _("Question") : _(at_text_action_name (request->action));
+  const char *what = request->action == AT_TEXT_ASK ? _("Question") : _(at_text_action_name (request->action));
 
   title = g_strdup_printf (_("%s with %s"), what, model);
   j->writer = atelier_application_get_writer (self->app);
@@ -716,6 +830,16 @@ start_job (AtelierWritePage *self, AtelierWriteRequest *request)
   g_clear_pointer (&self->request, atelier_write_request_free);
   self->request = request;
   clear_proposal (self);
+  if (request->action == AT_TEXT_ASK)
+    {
+      g_autofree char *header = g_strdup_printf ("%s%s\n", gtk_text_buffer_get_char_count (self->chat) > 0 ? "\n" : "",
+                                                 request->instruction);
+
+      chat_append (self, header, "question");
+      gtk_stack_set_visible_child_name (self->side_stack, "chat");
+    }
+  else
+    gtk_stack_set_visible_child_name (self->side_stack, "proposal");
   gtk_label_set_text (self->status_label, _("Waiting for the model"));
   atelier_job_queue_push (atelier_application_get_jobs (self->app), self->job);
   update_state (self);
@@ -724,7 +848,7 @@ start_job (AtelierWritePage *self, AtelierWriteRequest *request)
 /* The request for `action` from the editor and the sidebar; NULL (and a toast) when it cannot
  * run yet. */
 static AtelierWriteRequest *
-make_request (AtelierWritePage *self, AtTextAction action, gboolean question)
+make_request (AtelierWritePage *self, AtTextAction action)
 {
   const char *model = chosen_model (self);
   AtelierWriteRequest *r;
@@ -754,37 +878,22 @@ make_request (AtelierWritePage *self, AtTextAction action, gboolean question)
   r->sel_end = (gsize) (g_utf8_offset_to_pointer (r->document, sb) - r->document);
   if (action == AT_TEXT_REWRITE && gtk_entry_get_text_length (self->instruction) > 0)
     r->instruction = g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->instruction)));
-  if (question)
+  if (action == AT_TEXT_ASK)
     {
-      JsonObject *sys = json_object_new (), *user = json_object_new ();
-      g_autofree char *doc = NULL;
-      glong n = g_utf8_strlen (r->document, -1);
-
-      /* The document's last ~6,000 characters (about 1,500 tokens) ride along as context. */
-      doc = g_utf8_substring (r->document, MAX (n - 6000, 0), n);
-      r->messages = json_array_new ();
-      json_object_set_string_member (sys, "role", "system");
-      json_object_set_string_member (
-        sys, "content",
-        g_strconcat ("You are a helpful writing assistant. Answer the writer's question about their document. "
-                     "The document:\n\n",
-                     doc, NULL));
-      json_object_set_string_member (user, "role", "user");
-      json_object_set_string_member (user, "content", gtk_editable_get_text (GTK_EDITABLE (self->question)));
-      json_array_add_object_element (r->messages, sys);
-      json_array_add_object_element (r->messages, user);
+      r->instruction = g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->question)));
+      r->turns = chat_turns (self);
     }
   /* Accept replaces the selection (rewrite) or goes after it (the others). */
-  self->replaces = action == AT_TEXT_REWRITE && !question;
+  self->replaces = action == AT_TEXT_REWRITE;
   gtk_text_buffer_move_mark (self->buffer, self->range_start, self->replaces ? &a : &b);
   gtk_text_buffer_move_mark (self->buffer, self->range_end, &b);
   return r;
 }
 
 static void
-run_action (AtelierWritePage *self, AtTextAction action, gboolean question)
+run_action (AtelierWritePage *self, AtTextAction action)
 {
-  AtelierWriteRequest *r = make_request (self, action, question);
+  AtelierWriteRequest *r = make_request (self, action);
 
   if (r != NULL)
     start_job (self, r);
@@ -793,25 +902,25 @@ run_action (AtelierWritePage *self, AtTextAction action, gboolean question)
 static void
 continue_action (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  run_action (data, AT_TEXT_CONTINUE, FALSE);
+  run_action (data, AT_TEXT_CONTINUE);
 }
 
 static void
 rewrite_action (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  run_action (data, AT_TEXT_REWRITE, FALSE);
+  run_action (data, AT_TEXT_REWRITE);
 }
 
 static void
 summarize_action (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  run_action (data, AT_TEXT_SUMMARIZE, FALSE);
+  run_action (data, AT_TEXT_SUMMARIZE);
 }
 
 static void
 brainstorm_action (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  run_action (data, AT_TEXT_BRAINSTORM, FALSE);
+  run_action (data, AT_TEXT_BRAINSTORM);
 }
 
 static void
@@ -824,7 +933,19 @@ ask_action (GSimpleAction *a, GVariant *p, gpointer data)
       toast (self, _("Type a question about the document first"), NULL, NULL);
       return;
     }
-  run_action (self, AT_TEXT_CONTINUE, TRUE);
+  run_action (self, AT_TEXT_ASK);
+}
+
+static void
+question_activate_cb (AtelierWritePage *self)
+{
+  g_action_group_activate_action (G_ACTION_GROUP (self->actions), "ask", NULL);
+}
+
+static void
+new_chat_action (GSimpleAction *a, GVariant *p, gpointer data)
+{
+  clear_chat (data);
 }
 
 static void
@@ -873,7 +994,7 @@ accept_action (GSimpleAction *a, GVariant *p, gpointer data)
   gtk_text_buffer_get_iter_at_mark (self->buffer, &end, self->range_end);
   if (self->replaces)
     gtk_text_buffer_delete (self->buffer, &start, &end);
-  else if (self->request->action != AT_TEXT_CONTINUE || self->request->messages != NULL)
+  else if (self->request->action != AT_TEXT_CONTINUE)
     text = joined = g_strconcat ("\n\n", text, NULL);
   gtk_text_buffer_get_iter_at_mark (self->buffer, &start, self->range_start);
   gtk_text_buffer_insert (self->buffer, &start, text, -1);
@@ -896,6 +1017,12 @@ regenerate_action (GSimpleAction *a, GVariant *p, gpointer data)
   if (self->request == NULL)
     return;
   again = atelier_write_request_copy (self->request);
+  /* A question asked again: its first answer leaves the conversation. */
+  if (again->action == AT_TEXT_ASK && self->result != NULL && json_array_get_length (self->conversation) >= 2)
+    {
+      json_array_remove_element (self->conversation, json_array_get_length (self->conversation) - 1);
+      json_array_remove_element (self->conversation, json_array_get_length (self->conversation) - 1);
+    }
   finish_proposal (self, "discarded");
   /* A fixed seed would give the same text again: a regeneration draws a new one. */
   again->seed = -1;
@@ -955,7 +1082,10 @@ atelier_write_page_open_item (AtelierWritePage *self, const AtelierItem *item)
       gtk_spin_button_set_value (self->top_p, json_object_get_double_member_with_default (o, "top_p", 0.95));
       gtk_spin_button_set_value (self->top_k, (double) json_object_get_int_member_with_default (o, "top_k", 40));
       gtk_spin_button_set_value (self->seed, (double) json_object_get_int_member_with_default (o, "seed", -1));
-      gtk_editable_set_text (GTK_EDITABLE (self->instruction),
+      /* A question goes back into the chat's entry, a rewrite's instruction into its own. */
+      gtk_editable_set_text (GTK_EDITABLE (g_strcmp0 (json_object_get_string_member (o, "action"), "ask") == 0
+                                             ? self->question
+                                             : self->instruction),
                              json_object_get_string_member_with_default (o, "instruction", ""));
       if (item->model_path != NULL)
         atelier_write_page_set_model (self, item->model_path);
@@ -1050,6 +1180,10 @@ build_sidebar (AtelierWritePage *self)
   GtkWidget *settings_button = gtk_menu_button_new ();
   GtkWidget *ask = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
   GtkWidget *scroller = gtk_scrolled_window_new ();
+  GtkWidget *chat_scroller = gtk_scrolled_window_new ();
+  GtkWidget *chat_page = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
+  GtkWidget *switcher = gtk_stack_switcher_new ();
+  GtkWidget *new_chat = button (NULL, "write.new-chat", _("Start a new conversation"));
   GtkWidget *decide = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
   GtkWidget *heading = gtk_label_new (_("Assistant"));
   GtkWidget *rewrite_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
@@ -1086,12 +1220,6 @@ build_sidebar (AtelierWritePage *self)
                                                  _("Rewrite the selection or the paragraph (Ctrl+Shift+R)")));
   gtk_box_append (GTK_BOX (box), rewrite_box);
 
-  self->question = GTK_ENTRY (gtk_entry_new ());
-  gtk_entry_set_placeholder_text (self->question, _("Ask about the document…"));
-  gtk_widget_set_hexpand (GTK_WIDGET (self->question), TRUE);
-  gtk_box_append (GTK_BOX (ask), GTK_WIDGET (self->question));
-  gtk_box_append (GTK_BOX (ask), button (_("_Ask"), "write.ask", NULL));
-  gtk_box_append (GTK_BOX (box), ask);
 
   gtk_grid_set_row_spacing (GTK_GRID (grid), 6);
   gtk_grid_set_column_spacing (GTK_GRID (grid), 12);
@@ -1105,10 +1233,11 @@ build_sidebar (AtelierWritePage *self)
   gtk_menu_button_set_label (GTK_MENU_BUTTON (settings_button), _("Sampling"));
   gtk_widget_set_tooltip_text (settings_button, _("Sampling settings"));
 
-  self->proposal_label = GTK_LABEL (gtk_label_new (_("Proposal")));
-  gtk_widget_add_css_class (GTK_WIDGET (self->proposal_label), "heading");
-  gtk_label_set_xalign (self->proposal_label, 0);
-  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->proposal_label));
+  /* Two pages: the proposal (the actions' text, as a change) and the chat (questions). */
+  self->side_stack = GTK_STACK (gtk_stack_new ());
+  gtk_stack_set_transition_type (self->side_stack, GTK_STACK_TRANSITION_TYPE_CROSSFADE);
+  gtk_stack_switcher_set_stack (GTK_STACK_SWITCHER (switcher), self->side_stack);
+  gtk_box_append (GTK_BOX (box), switcher);
   self->proposal_view = GTK_TEXT_VIEW (gtk_text_view_new ());
   self->proposal = gtk_text_view_get_buffer (self->proposal_view);
   gtk_text_view_set_editable (self->proposal_view, FALSE);
@@ -1122,7 +1251,35 @@ build_sidebar (AtelierWritePage *self)
   gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (scroller), GTK_WIDGET (self->proposal_view));
   gtk_widget_set_vexpand (scroller, TRUE);
   gtk_widget_add_css_class (scroller, "card");
-  gtk_box_append (GTK_BOX (box), scroller);
+  gtk_stack_add_titled (self->side_stack, scroller, "proposal", _("Proposal"));
+
+  self->chat_view = GTK_TEXT_VIEW (gtk_text_view_new ());
+  self->chat = gtk_text_view_get_buffer (self->chat_view);
+  gtk_text_view_set_editable (self->chat_view, FALSE);
+  gtk_text_view_set_cursor_visible (self->chat_view, FALSE);
+  gtk_text_view_set_wrap_mode (self->chat_view, GTK_WRAP_WORD_CHAR);
+  gtk_text_view_set_left_margin (self->chat_view, 6);
+  gtk_text_view_set_right_margin (self->chat_view, 6);
+  gtk_text_view_set_top_margin (self->chat_view, 6);
+  gtk_text_view_set_bottom_margin (self->chat_view, 6);
+  gtk_text_buffer_create_tag (self->chat, "question", "weight", PANGO_WEIGHT_BOLD, "pixels-above-lines", 10,
+                              NULL);
+  gtk_text_buffer_create_tag (self->chat, "note", "style", PANGO_STYLE_ITALIC, NULL);
+  gtk_scrolled_window_set_child (GTK_SCROLLED_WINDOW (chat_scroller), GTK_WIDGET (self->chat_view));
+  gtk_widget_set_vexpand (chat_scroller, TRUE);
+  gtk_widget_add_css_class (chat_scroller, "card");
+  gtk_box_append (GTK_BOX (chat_page), chat_scroller);
+  self->question = GTK_ENTRY (gtk_entry_new ());
+  gtk_entry_set_placeholder_text (self->question, _("Ask about the document…"));
+  gtk_widget_set_hexpand (GTK_WIDGET (self->question), TRUE);
+  g_signal_connect_swapped (self->question, "activate", G_CALLBACK (question_activate_cb), self);
+  gtk_button_set_icon_name (GTK_BUTTON (new_chat), "edit-clear-all-symbolic");
+  gtk_box_append (GTK_BOX (ask), GTK_WIDGET (self->question));
+  gtk_box_append (GTK_BOX (ask), button (_("_Ask"), "write.ask", _("Ask about the document (Enter)")));
+  gtk_box_append (GTK_BOX (ask), new_chat);
+  gtk_box_append (GTK_BOX (chat_page), ask);
+  gtk_stack_add_titled (self->side_stack, chat_page, "chat", _("Chat"));
+  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->side_stack));
 
   self->progress = GTK_PROGRESS_BAR (gtk_progress_bar_new ());
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->progress));
@@ -1171,8 +1328,11 @@ build_editor (AtelierWritePage *self)
   gtk_box_append (GTK_BOX (bar), b);
   gtk_box_append (GTK_BOX (box), bar);
 
-  self->editor = GTK_TEXT_VIEW (gtk_text_view_new ());
+  self->editor = GTK_TEXT_VIEW (gtk_source_view_new ());
   self->buffer = gtk_text_view_get_buffer (self->editor);
+  gtk_source_buffer_set_highlight_matching_brackets (GTK_SOURCE_BUFFER (self->buffer), FALSE);
+  update_language (self);
+  update_scheme (self);
   gtk_text_view_set_wrap_mode (self->editor, GTK_WRAP_WORD_CHAR);
   gtk_text_view_set_left_margin (self->editor, 24);
   gtk_text_view_set_right_margin (self->editor, 24);
@@ -1225,6 +1385,7 @@ atelier_write_page_finalize (GObject *object)
   g_clear_pointer (&self->model_paths, g_ptr_array_unref);
   g_clear_pointer (&self->request, atelier_write_request_free);
   g_clear_pointer (&self->result, atelier_write_result_free);
+  g_clear_pointer (&self->conversation, json_array_unref);
   g_free (self->doc_recorded);
   G_OBJECT_CLASS (atelier_write_page_parent_class)->finalize (object);
 }
@@ -1236,6 +1397,7 @@ atelier_write_page_class_init (AtelierWritePageClass *klass)
 
   object_class->dispose = atelier_write_page_dispose;
   object_class->finalize = atelier_write_page_finalize;
+  gtk_source_init ();
   signals[HISTORY_CHANGED] = g_signal_new ("history-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                            NULL, NULL, NULL, G_TYPE_NONE, 0);
   signals[TOAST] = g_signal_new ("toast", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
@@ -1255,6 +1417,7 @@ atelier_write_page_init (AtelierWritePage *self)
     { "summarize", summarize_action },
     { "brainstorm", brainstorm_action },
     { "ask", ask_action },
+    { "new-chat", new_chat_action },
     { "accept", accept_action },
     { "discard", discard_action },
     { "regenerate", regenerate_action },
@@ -1264,6 +1427,7 @@ atelier_write_page_init (AtelierWritePage *self)
   GtkTextIter start;
 
   self->cancellable = g_cancellable_new ();
+  self->conversation = json_array_new ();
   self->model_paths = g_ptr_array_new_with_free_func (g_free);
   self->actions = g_simple_action_group_new ();
   g_action_map_add_action_entries (G_ACTION_MAP (self->actions), entries, G_N_ELEMENTS (entries), self);
@@ -1281,6 +1445,7 @@ atelier_write_page_init (AtelierWritePage *self)
   self->range_end = gtk_text_buffer_create_mark (self->buffer, NULL, &start, FALSE);
   g_signal_connect (self->buffer, "changed", G_CALLBACK (buffer_changed_cb), self);
   g_signal_connect_swapped (self->buffer, "modified-changed", G_CALLBACK (update_title), self);
+  g_signal_connect_object (adw_style_manager_get_default (), "notify::dark", G_CALLBACK (dark_changed_cb), self, 0);
   update_title (self);
   count_idle_cb (self);
   update_state (self);

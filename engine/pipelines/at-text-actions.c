@@ -5,13 +5,15 @@
 
 #include "at-error.h"
 
-static const char *const action_names[] = { "continue", "rewrite", "summarize", "brainstorm" };
+static const char *const action_names[] = { "continue", "rewrite", "summarize", "brainstorm", "ask" };
 
 static const char rewrite_system[] =
   "You are a careful editor. Rewrite the passage the user gives you, keeping its meaning and its "
   "language. Reply with the rewritten passage only, without comments or quotation marks.";
 static const char summarize_system[] = "You summarize texts faithfully and briefly.";
 static const char brainstorm_system[] = "You help a writer develop their text.";
+static const char ask_system[] = "You are a writing assistant. Answer the writer's questions about their text "
+                                 "briefly and concretely.";
 
 const char *
 at_text_action_name (AtTextAction action)
@@ -173,16 +175,9 @@ chat (const char *system, const char *recipe_system, const char *user)
   return messages;
 }
 
-gboolean
-at_text_prompt_build (AtTextPrompt *prompt, AtTextAction action, const char *document, gsize sel_start,
-                      gsize sel_end, const char *instruction, const char *system, gsize budget,
-                      AtTokenCountFunc count, gpointer count_data, GError **error)
+static gboolean
+check_document (const char *document, gsize len, gsize sel_start, gsize sel_end, GError **error)
 {
-  gsize len = strlen (document), a, b;
-  g_autofree char *text = NULL;
-
-  memset (prompt, 0, sizeof *prompt);
-  prompt->action = action;
   if (sel_start > sel_end || sel_end > len || char_start (document, sel_start) != sel_start
       || (sel_end < len && char_start (document, sel_end) != sel_end))
     {
@@ -197,6 +192,116 @@ at_text_prompt_build (AtTextPrompt *prompt, AtTextAction action, const char *doc
       g_set_error (error, AT_ERROR, AT_ERROR_INVALID, "the document is not valid UTF-8 text");
       return FALSE;
     }
+  return TRUE;
+}
+
+/* A turn's content, or NULL (and an error) when element `i` is not a message of `role`. */
+static const char *
+turn_content (JsonArray *turns, guint i, GError **error)
+{
+  JsonNode *node = json_array_get_element (turns, i);
+  JsonObject *o = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+  const char *want = i % 2 == 0 ? "user" : "assistant";
+  JsonNode *role = o != NULL ? json_object_get_member (o, "role") : NULL;
+  JsonNode *content = o != NULL ? json_object_get_member (o, "content") : NULL;
+
+  if (role == NULL || content == NULL || json_node_get_value_type (role) != G_TYPE_STRING
+      || json_node_get_value_type (content) != G_TYPE_STRING || g_strcmp0 (json_node_get_string (role), want) != 0
+      || !g_utf8_validate (json_node_get_string (content), -1, NULL))
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID,
+                   "message %u of the conversation is not a {\"role\": \"%s\", \"content\": text} message", i + 1,
+                   want);
+      return NULL;
+    }
+  return json_node_get_string (content);
+}
+
+gboolean
+at_text_prompt_build_ask (AtTextPrompt *prompt, const char *document, gsize sel_start, gsize sel_end,
+                          const char *question, JsonArray *turns, const char *system, gsize budget,
+                          AtTokenCountFunc count, gpointer count_data, GError **error)
+{
+  gsize len = strlen (document), a, b, spent = 0;
+  guint n = turns != NULL ? json_array_get_length (turns) : 0, first = n;
+  g_autofree char *text = NULL, *sys = NULL;
+
+  memset (prompt, 0, sizeof *prompt);
+  prompt->action = AT_TEXT_ASK;
+  if (!check_document (document, len, sel_start, sel_end, error))
+    return FALSE;
+  if (question == NULL || question[0] == '\0' || !g_utf8_validate (question, -1, NULL))
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID, "a question needs its text (UTF-8)");
+      return FALSE;
+    }
+  if (n % 2 != 0)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID,
+                   "the conversation has %u messages; it must be whole turns (a question, then its answer)", n);
+      return FALSE;
+    }
+  for (guint i = 0; i < n; i++)
+    if (turn_content (turns, i, error) == NULL)
+      return FALSE;
+
+  /* The newest whole turns that fit half the window; the document gets the rest. */
+  while (first >= 2)
+    {
+      gsize turn = 2 * AT_TEXT_MESSAGE_TOKENS;
+
+      for (guint i = first - 2; i < first; i++)
+        {
+          const char *c = turn_content (turns, i, NULL);
+
+          turn += count (c, strlen (c), count_data);
+        }
+      if (spent + turn > budget / 2)
+        break;
+      spent += turn;
+      first -= 2;
+    }
+  prompt->turns_sent = (n - first) / 2;
+  prompt->turns_dropped = first / 2;
+
+  if (sel_end > sel_start)
+    keep_centre (document, sel_start, sel_end, sel_start + (sel_end - sel_start) / 2, budget - spent, count,
+                 count_data, &a, &b);
+  else
+    keep_centre (document, 0, len, sel_start, budget - spent, count, count_data, &a, &b);
+  prompt->context_start = a;
+  prompt->context_end = b;
+  prompt->trimmed = sel_end > sel_start ? a > sel_start || b < sel_end : a > 0 || b < len;
+  text = g_strndup (document + a, b - a);
+
+  sys = g_strdup_printf ("%s%s%s\n\n%s\n\n%s", system != NULL && system[0] != '\0' ? system : "",
+                         system != NULL && system[0] != '\0' ? "\n\n" : "", ask_system,
+                         sel_end > sel_start ? "The passage of their text the writer has selected:"
+                                             : "The writer's text:",
+                         text);
+  prompt->messages = json_array_new ();
+  add_message (prompt->messages, "system", sys);
+  for (guint i = first; i < n; i++)
+    add_message (prompt->messages, i % 2 == 0 ? "user" : "assistant", turn_content (turns, i, NULL));
+  add_message (prompt->messages, "user", question);
+  return TRUE;
+}
+
+gboolean
+at_text_prompt_build (AtTextPrompt *prompt, AtTextAction action, const char *document, gsize sel_start,
+                      gsize sel_end, const char *instruction, const char *system, gsize budget,
+                      AtTokenCountFunc count, gpointer count_data, GError **error)
+{
+  gsize len = strlen (document), a, b;
+  g_autofree char *text = NULL;
+
+  if (action == AT_TEXT_ASK)
+    return at_text_prompt_build_ask (prompt, document, sel_start, sel_end, instruction, NULL, system, budget, count,
+                                     count_data, error);
+  memset (prompt, 0, sizeof *prompt);
+  prompt->action = action;
+  if (!check_document (document, len, sel_start, sel_end, error))
+    return FALSE;
 
   switch (action)
     {
@@ -274,6 +379,8 @@ at_text_prompt_build (AtTextPrompt *prompt, AtTextAction action, const char *doc
         prompt->messages = chat (system, brainstorm_system, user);
       }
       break;
+    case AT_TEXT_ASK:
+      g_assert_not_reached (); /* at_text_prompt_build_ask */
     }
   return TRUE;
 }
@@ -297,6 +404,10 @@ at_text_prompt_describe (const AtTextPrompt *p)
       what = "the selection (or the document) with a request for a short summary, through the model's chat "
              "template";
       break;
+    case AT_TEXT_ASK:
+      what = "the question with the selection (or the text around the cursor) and the conversation's earlier "
+             "turns, through the model's chat template";
+      break;
     default:
       what = "the text before the cursor with a request for five ideas for what comes next, through the model's "
              "chat template";
@@ -306,6 +417,12 @@ at_text_prompt_describe (const AtTextPrompt *p)
     chars = g_utf8_strlen (p->completion, -1);
   else
     chars = (glong) (p->context_end - p->context_start);
+  if (p->action == AT_TEXT_ASK)
+    return g_strdup_printf ("%s: sends %s (%ld bytes of the document%s; %u earlier turns%s).",
+                            at_text_action_name (p->action), what, chars,
+                            p->trimmed ? ", trimmed to the model's window keeping the text nearest the cursor" : "",
+                            p->turns_sent,
+                            p->turns_dropped > 0 ? ", the oldest left out for room" : "");
   return g_strdup_printf ("%s: sends %s (%ld %s of the document%s).", at_text_action_name (p->action), what, chars,
                           p->completion != NULL ? "characters" : "bytes",
                           p->trimmed ? ", trimmed to the model's window keeping the text nearest the cursor" : "");

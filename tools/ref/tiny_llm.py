@@ -17,7 +17,7 @@ llama3_f32 (a rope_freqs.weight of per-pair frequency divisors, as Llama 3 files
 variants for the error tests: bad_arch (general.architecture "mamba"), missing (no
 blk.1.ffn_down), bad_shape (blk.0.attn_k with the wrong row count), bad_heads (head_count 4
 over head_count_kv 3). And llama_chat: llama_f32 with a byte-level tokenizer and a chat
-template (see write_chat_model).
+template (see write_chat_model), and llama_chat_1k, the same with a 1,024-token window.
 
 The GGUF is written here with struct (tensor ne[] innermost first, data aligned to 32).
 Llama files hold Q and K with their rows permuted the way llama.cpp's converter does (each
@@ -315,6 +315,11 @@ def write_chat_model(outdir, cfg, w):
             ("tokenizer.ggml.merges", T_ARRAY, (T_STRING, [])),
             ("tokenizer.chat_template", T_STRING, CHAT_TEMPLATE)]
     write_gguf(os.path.join(outdir, "llama_chat.gguf"), kvs, tensors)
+    # The same model with a 1,024-token window, room for the chat recipes' own words (the
+    # window only sizes the KV cache; the weights and their answers are the same).
+    ctx_key = cfg["arch"] + ".context_length"
+    long_kvs = [(k, t, 1024 if k == ctx_key else v) for (k, t, v) in kvs]
+    write_gguf(os.path.join(outdir, "llama_chat_1k.gguf"), long_kvs, tensors)
     ids = list(b"Hello")
     greedy = []
     for _ in range(32):
