@@ -15,6 +15,24 @@
  * - User folders: symlinks are followed (people link their model folders), so every folder
  *   entered is remembered by device and inode and never entered twice: a link loop ends there.
  *   Hidden folders (".git", ".cache", ".Trash") are not entered.
+ * - Sharded safetensors, in every folder walked (user folders, hub snapshots) and on the user's
+ *   list: `X.safetensors.index.json` beside `X-00001-of-00003.safetensors`...; its "weight_map"
+ *   (tensor -> shard file name) names the shards. Listed once, as the index, its size the
+ *   shards' added up; the shards it names are not listed. Each shard alone opens as a valid
+ *   safetensors file holding a third of a model, which is why it must not be listed. The shards
+ *   sort before their index ("-" < "."), so a folder's indexes are read before any of its files
+ *   is listed. In the hub the index is listed by its snapshot link, not its blob: the engine
+ *   finds the shards by name beside the index, and a blob's neighbours are other hashes. An
+ *   index is a small git file, so two revisions with retrained weights share its blob: it is
+ *   remembered by its real path and its shards' (first_sight_key), not its own alone. An index
+ *   that cannot be read (not JSON, no weight_map, a shard name that leaves the folder, over
+ *   MAX_INDEX_BYTES) is a problem entry and its shards are listed as they are; a shard it names
+ *   that is missing (or still downloading) is named in its entry's error.
+ * - Split GGUF (llama.cpp's gguf-split: `NAME-00001-of-00003.gguf`, 5 digits each): part 1 is
+ *   a valid GGUF holding the metadata and some of the tensors, and the engine reads single-file
+ *   GGUF only, so it would open as a model missing most of its weights. Part 1 is listed as a
+ *   problem entry that says how to join the parts; parts 2..N are not listed. In the hub it is
+ *   the snapshot link, where `llama-gguf-split --merge` finds the other parts by name.
  */
 #include "atelier-discovery.h"
 
@@ -26,10 +44,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "at-error.h"
+#include "at-safetensors.h"
+
 #define OLLAMA_MODEL_MEDIA_TYPE "application/vnd.ollama.image.model"
 #define OLLAMA_DEFAULT_REGISTRY "registry.ollama.ai"
 #define MAX_MANIFEST_BYTES (1 << 20) /* real ones are under 2 KiB */
 #define HF_SNAPSHOT_DEPTH 3          /* snapshots/<rev>/<component>/<file> at most */
+/* A sharded index is one line a tensor: KiBs, a few MiB for the largest mixtures of experts. */
+#define MAX_INDEX_BYTES (16 << 20)
+#define SHARD_INDEX_SUFFIX ".safetensors.index.json"
+/* llama.cpp's split names, "%s-%05d-of-%05d.gguf": the digits are where the zeros are. */
+#define SPLIT_GGUF_TAIL "-00000-of-00000.gguf"
 
 typedef struct
 {
@@ -217,6 +243,19 @@ dominant_dtype (AtModelFile *file)
   return best_dtype >= 0 ? g_strdup (at_file_dtype_name ((AtFileDtype) best_dtype)) : NULL;
 }
 
+/* An engine message about `path` without the base name the engine puts in front ("x.gguf: bad
+ * magic"): the caller puts the full path there (a hub blob's base name is a hash, and a base
+ * name alone does not say where). */
+static const char *
+without_base_name (const char *path, const char *message)
+{
+  g_autofree char *base = g_path_get_basename (path);
+
+  if (g_str_has_prefix (message, base) && g_str_has_prefix (message + strlen (base), ": "))
+    return message + strlen (base) + 2;
+  return message;
+}
+
 /* Opens and recognises `m->path`, filling what it is, or `m->error` with why not. */
 static void
 describe (AtelierFoundModel *m)
@@ -228,14 +267,7 @@ describe (AtelierFoundModel *m)
 
   if (file == NULL)
     {
-      /* The engine names the file by its base name (a hub blob's is a hash): the full path
-       * replaces it. */
-      g_autofree char *base = g_path_get_basename (m->path);
-      const char *msg = error->message;
-
-      if (g_str_has_prefix (msg, base) && g_str_has_prefix (msg + strlen (base), ": "))
-        msg += strlen (base) + 2;
-      m->error = g_strdup_printf ("%s: %s", m->path, msg);
+      m->error = g_strdup_printf ("%s: %s", m->path, without_base_name (m->path, error->message));
       return;
     }
   at_model_file_recognize (file, &info);
@@ -254,18 +286,57 @@ describe (AtelierFoundModel *m)
     }
 }
 
+static char *
+real_path_or_same (const char *path)
+{
+  char real[PATH_MAX];
+
+  return g_strdup (realpath (path, real) != NULL ? real : path);
+}
+
+/* TRUE the first time `key` (taken) is met. */
+static gboolean
+first_sight_key (Ctx *ctx, char *key)
+{
+  if (g_hash_table_contains (ctx->seen, key))
+    {
+      g_free (key);
+      return FALSE;
+    }
+  g_hash_table_add (ctx->seen, key);
+  return TRUE;
+}
+
 /* TRUE the first time a file is met: by its real path, so the user's link to a hub snapshot
  * and the hub blob it points at are one model. */
 static gboolean
 first_sight (Ctx *ctx, const char *path)
 {
-  char real[PATH_MAX];
-  const char *key = realpath (path, real) != NULL ? real : path;
+  return first_sight_key (ctx, real_path_or_same (path));
+}
 
-  if (g_hash_table_contains (ctx->seen, key))
-    return FALSE;
-  g_hash_table_add (ctx->seen, g_strdup (key));
-  return TRUE;
+/* A new entry for `path`, its size and time from stat (links followed), or `error` saying why
+ * stat failed. */
+static AtelierFoundModel *
+found_new (AtelierModelSource source, const char *name, const char *repo, const char *path, GStatBuf *sb)
+{
+  AtelierFoundModel *m = g_new0 (AtelierFoundModel, 1);
+
+  m->source = source;
+  m->name = g_strdup (name);
+  m->repo = g_strdup (repo);
+  m->path = g_strdup (path);
+  if (g_stat (path, sb) != 0)
+    {
+      int e = errno;
+
+      m->error = g_strdup_printf ("%s: %s", path, g_strerror (e));
+      return m;
+    }
+  m->is_folder = S_ISDIR (sb->st_mode);
+  m->size = m->is_folder ? folder_size (path, 4) : (guint64) sb->st_size;
+  m->mtime_us = (gint64) sb->st_mtim.tv_sec * G_USEC_PER_SEC + sb->st_mtim.tv_nsec / 1000;
+  return m;
 }
 
 /* Lists `path` (a file or a diffusers folder) once, opened and recognised. */
@@ -277,23 +348,9 @@ add_found (Ctx *ctx, AtelierModelSource source, const char *name, const char *re
 
   if (!first_sight (ctx, path))
     return;
-  m = g_new0 (AtelierFoundModel, 1);
-  m->source = source;
-  m->name = g_strdup (name);
-  m->repo = g_strdup (repo);
-  m->path = g_strdup (path);
-  if (g_stat (path, &sb) != 0)
-    {
-      int e = errno;
-
-      m->error = g_strdup_printf ("%s: %s", path, g_strerror (e));
-      g_ptr_array_add (ctx->found, m);
-      return;
-    }
-  m->is_folder = S_ISDIR (sb.st_mode);
-  m->size = m->is_folder ? folder_size (path, 4) : (guint64) sb.st_size;
-  m->mtime_us = (gint64) sb.st_mtim.tv_sec * G_USEC_PER_SEC + sb.st_mtim.tv_nsec / 1000;
-  describe (m);
+  m = found_new (source, name, repo, path, &sb);
+  if (m->error == NULL)
+    describe (m);
   g_ptr_array_add (ctx->found, m);
 }
 
@@ -326,6 +383,265 @@ is_diffusers_folder (const char *path)
   return g_file_test (index, G_FILE_TEST_IS_REGULAR);
 }
 
+/* ---- sharded safetensors and split GGUF ---- */
+
+/* json-glib's _with_default getters warn on a member of another type: a manifest is a file. */
+static const char *
+string_member (JsonObject *o, const char *name)
+{
+  JsonNode *n = json_object_get_member (o, name);
+
+  return n != NULL && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING
+           ? json_node_get_string (n)
+           : NULL;
+}
+
+/* TRUE when `path`, links followed, is a regular file and not a hub download in progress (a
+ * link to a ".incomplete" blob); `real` gets its real path, `sb` its stat. By realpath, not
+ * resolve_blob: a user folder may be a link to a hub snapshot, where "../../blobs" is not the
+ * folder's parent's parent. */
+static gboolean
+is_present_file (const char *path, char real[PATH_MAX], GStatBuf *sb)
+{
+  return realpath (path, real) != NULL && !has_suffix_ci (real, ".incomplete") && g_stat (real, sb) == 0
+         && S_ISREG (sb->st_mode);
+}
+
+static gboolean
+is_shard_index_name (const char *name)
+{
+  return has_suffix_ci (name, SHARD_INDEX_SUFFIX);
+}
+
+/* What a sharded index's weight_map names, or why it cannot be read. */
+typedef struct
+{
+  GPtrArray *shards; /* bare file names beside the index, each once, first mention first */
+  char *error;       /* naming the index's path; `shards` is NULL then */
+} ShardIndex;
+
+static void
+shard_index_free (ShardIndex *ix)
+{
+  g_clear_pointer (&ix->shards, g_ptr_array_unref);
+  g_free (ix->error);
+  g_free (ix);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ShardIndex, shard_index_free)
+
+/* Reads the shard names only: the engine's open checks the rest (every tensor in the shard the
+ * map says) when the entry is described. The JSON goes through the engine's hardened parser. */
+static ShardIndex *
+shard_index_read (const char *path)
+{
+  g_autoptr (ShardIndex) ix = g_new0 (ShardIndex, 1);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) root = at_json_load_file (path, MAX_INDEX_BYTES, &error);
+  g_autoptr (GPtrArray) shards = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GHashTable) once = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (GList) members = NULL;
+  JsonNode *map = NULL;
+  JsonObject *weight_map;
+
+  if (root == NULL)
+    {
+      ix->error = g_strdup_printf ("%s: not a sharded safetensors index: %s", path,
+                                   without_base_name (path, error->message));
+      return g_steal_pointer (&ix);
+    }
+  if (JSON_NODE_HOLDS_OBJECT (root))
+    map = json_object_get_member (json_node_get_object (root), "weight_map");
+  if (map == NULL || !JSON_NODE_HOLDS_OBJECT (map))
+    {
+      ix->error = g_strdup_printf ("%s: not a sharded safetensors index: no \"weight_map\" object", path);
+      return g_steal_pointer (&ix);
+    }
+  weight_map = json_node_get_object (map);
+  members = json_object_get_members (weight_map);
+  for (GList *l = members; l != NULL; l = l->next)
+    {
+      const char *shard = string_member (weight_map, l->data);
+
+      if (shard == NULL || !at_file_name_is_plain (shard))
+        {
+          ix->error = g_strdup_printf ("%s: the weight_map holds a value that is not a file name beside "
+                                       "the index",
+                                       path);
+          return g_steal_pointer (&ix);
+        }
+      if (g_hash_table_add (once, (gpointer) shard))
+        g_ptr_array_add (shards, g_strdup (shard));
+    }
+  if (shards->len == 0)
+    {
+      ix->error = g_strdup_printf ("%s: the weight_map names no shard", path);
+      return g_steal_pointer (&ix);
+    }
+  ix->shards = g_steal_pointer (&shards);
+  return g_steal_pointer (&ix);
+}
+
+/* Lists the sharded model of index `path` once: its size the shards' (links followed), its
+ * error the first shard missing, else what the engine says opening it. */
+static void
+add_index (Ctx *ctx, AtelierModelSource source, const char *name, const char *repo, const char *path,
+           const ShardIndex *ix)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *real_index = NULL;
+  GString *key;
+  const char *missing = NULL;
+  guint64 size = 0;
+  gint64 mtime_us = 0;
+  AtelierFoundModel *m;
+  GStatBuf sb;
+
+  if (ix->error != NULL)
+    {
+      add_problem (ctx, source, name, repo, path, g_strdup (ix->error));
+      return;
+    }
+  real_index = real_path_or_same (path);
+  key = g_string_new (real_index);
+  for (guint i = 0; i < ix->shards->len; i++)
+    {
+      g_autofree char *shard = g_build_filename (dir, g_ptr_array_index (ix->shards, i), NULL);
+      char real[PATH_MAX];
+
+      if (!is_present_file (shard, real, &sb))
+        {
+          g_string_append_printf (key, "\n%s", shard);
+          missing = missing != NULL ? missing : g_ptr_array_index (ix->shards, i);
+          continue;
+        }
+      g_string_append_printf (key, "\n%s", real);
+      size += (guint64) sb.st_size;
+      mtime_us = MAX (mtime_us, (gint64) sb.st_mtim.tv_sec * G_USEC_PER_SEC + sb.st_mtim.tv_nsec / 1000);
+    }
+  if (!first_sight_key (ctx, g_string_free (key, FALSE)))
+    return;
+  m = found_new (source, name, repo, path, &sb);
+  if (m->error == NULL)
+    {
+      m->size = size;
+      m->mtime_us = MAX (m->mtime_us, mtime_us);
+      if (missing != NULL)
+        m->error = g_strdup_printf ("%s: shard %s is missing or not fully downloaded (the index's "
+                                    "weight_map names it)",
+                                    path, missing);
+      else
+        describe (m);
+    }
+  g_ptr_array_add (ctx->found, m);
+}
+
+/* TRUE for a name of llama.cpp's gguf-split, with the part (from 1) and the number of parts. A
+ * "-00001-of-00001" file is whole: not a split. */
+static gboolean
+split_gguf_part (const char *name, guint *part, guint *n_parts)
+{
+  gsize n = strlen (name), t = strlen (SPLIT_GGUF_TAIL);
+  const char *tail;
+
+  if (n <= t || !has_suffix_ci (name, ".gguf"))
+    return FALSE;
+  tail = name + n - t;
+  for (gsize i = 0; i < t - 5; i++)
+    if (SPLIT_GGUF_TAIL[i] == '0' ? !g_ascii_isdigit (tail[i]) : tail[i] != SPLIT_GGUF_TAIL[i])
+      return FALSE;
+  *part = (guint) g_ascii_strtoull (tail + 1, NULL, 10);
+  *n_parts = (guint) g_ascii_strtoull (tail + 10, NULL, 10);
+  return *n_parts >= 2 && *part >= 1 && *part <= *n_parts;
+}
+
+/* Why a split GGUF part (`path`, whose base name split_gguf_part() took) cannot be opened, and
+ * the command that joins the parts: the first part's path (the tool finds the others by name
+ * beside it), and the joined file written as NAME.gguf in the current folder (not into a model
+ * cache). */
+static char *
+split_gguf_message (const char *path, guint part, guint n_parts)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *base = g_path_get_basename (path);
+  g_autofree char *first = NULL, *out = NULL, *first_q = NULL, *out_q = NULL;
+  g_autofree char *which = part == 1 ? g_strdup_printf ("the first of %u parts", n_parts)
+                                     : g_strdup_printf ("part %u of %u", part, n_parts);
+  gsize stem = strlen (base) - strlen (SPLIT_GGUF_TAIL);
+
+  memcpy (base + stem + 1, "00001", 5);
+  first = g_build_filename (dir, base, NULL);
+  out = g_strdup_printf ("%.*s.gguf", (int) stem, base);
+  first_q = g_shell_quote (first);
+  out_q = g_shell_quote (out);
+  return g_strdup_printf ("%s: %s of a split GGUF; Atelier opens single-file GGUF only. Join the parts with "
+                          "llama.cpp's `llama-gguf-split --merge %s %s` and open %s",
+                          path, which, first_q, out_q, out);
+}
+
+/* One folder's sharded indexes, read before any of its files is listed (the shards sort
+ * before their index). */
+typedef struct
+{
+  GHashTable *indexes; /* index file name -> ShardIndex */
+  GHashTable *claimed; /* the file names that a readable index names (borrowed from it) */
+} FolderShards;
+
+static void
+folder_shards_read (FolderShards *fs, const char *dir, GPtrArray *names)
+{
+  fs->indexes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) shard_index_free);
+  fs->claimed = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; names != NULL && i < names->len; i++)
+    {
+      const char *name = g_ptr_array_index (names, i);
+      g_autofree char *path = NULL;
+      char real[PATH_MAX];
+      GStatBuf sb;
+      ShardIndex *ix;
+
+      if (!is_shard_index_name (name))
+        continue;
+      path = g_build_filename (dir, name, NULL);
+      if (!is_present_file (path, real, &sb))
+        continue; /* dangling or a download in progress: its shards are listed as they are */
+      ix = shard_index_read (path);
+      g_hash_table_insert (fs->indexes, g_strdup (name), ix);
+      for (guint s = 0; ix->shards != NULL && s < ix->shards->len; s++)
+        g_hash_table_add (fs->claimed, g_ptr_array_index (ix->shards, s));
+    }
+}
+
+static void
+folder_shards_clear (FolderShards *fs)
+{
+  g_clear_pointer (&fs->claimed, g_hash_table_unref);
+  g_clear_pointer (&fs->indexes, g_hash_table_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (FolderShards, folder_shards_clear)
+
+/* A file `name` met by a folder walk at `path`: a sharded index as its model, a shard that an
+ * index names not at all, a split GGUF's first part as a problem and its other parts not at
+ * all, another model file as itself, opened at `open` (a hub blob; `path` elsewhere). */
+static void
+add_walked_file (Ctx *ctx, const FolderShards *fs, AtelierModelSource source, const char *display,
+                 const char *repo, const char *name, const char *path, const char *open)
+{
+  ShardIndex *ix = g_hash_table_lookup (fs->indexes, name);
+  guint part, n_parts;
+
+  if (ix != NULL)
+    add_index (ctx, source, display, repo, path, ix);
+  else if (g_hash_table_contains (fs->claimed, name))
+    return;
+  else if (split_gguf_part (name, &part, &n_parts))
+    {
+      if (part == 1)
+        add_problem (ctx, source, display, repo, path, split_gguf_message (path, part, n_parts));
+    }
+  else if (is_model_file_name (name))
+    add_found (ctx, source, display, repo, open);
+}
+
 /* ---- the user's list and user folders ---- */
 
 static gboolean
@@ -350,10 +666,12 @@ static gboolean
 walk_folder (Ctx *ctx, const char *path, guint depth, GError **error)
 {
   g_autoptr (GPtrArray) names = NULL;
+  g_auto (FolderShards) fs = { 0 };
 
   if (!enter_once (ctx, path))
     return TRUE;
   names = list_dir (path);
+  folder_shards_read (&fs, path, names);
   for (guint i = 0; names != NULL && i < names->len; i++)
     {
       const char *name = g_ptr_array_index (names, i);
@@ -370,10 +688,30 @@ walk_folder (Ctx *ctx, const char *path, guint depth, GError **error)
           else if (depth > 1 && !walk_folder (ctx, child, depth - 1, error))
             return FALSE;
         }
-      else if (is_model_file_name (name) && g_file_test (child, G_FILE_TEST_IS_REGULAR))
-        add_found (ctx, ATELIER_MODEL_SOURCE_FOLDER, name, NULL, child);
+      else if (g_file_test (child, G_FILE_TEST_IS_REGULAR))
+        add_walked_file (ctx, &fs, ATELIER_MODEL_SOURCE_FOLDER, name, NULL, name, child, child);
     }
   return TRUE;
+}
+
+/* A path on the user's list: a sharded index and a split GGUF part as in a folder walk (but
+ * any part of a split is listed, as the user named it), anything else opened as it is. */
+static void
+add_user_path (Ctx *ctx, const char *path)
+{
+  g_autofree char *name = g_path_get_basename (path);
+  guint part, n_parts;
+
+  if (is_shard_index_name (name) && g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    {
+      g_autoptr (ShardIndex) ix = shard_index_read (path);
+
+      add_index (ctx, ATELIER_MODEL_SOURCE_USER, name, NULL, path, ix);
+    }
+  else if (split_gguf_part (name, &part, &n_parts))
+    add_problem (ctx, ATELIER_MODEL_SOURCE_USER, name, NULL, path, split_gguf_message (path, part, n_parts));
+  else
+    add_found (ctx, ATELIER_MODEL_SOURCE_USER, name, NULL, path);
 }
 
 static gboolean
@@ -381,11 +719,9 @@ scan_user (Ctx *ctx, const Scan *scan, GError **error)
 {
   for (guint i = 0; scan->user_paths != NULL && scan->user_paths[i] != NULL; i++)
     {
-      g_autofree char *name = g_path_get_basename (scan->user_paths[i]);
-
       if (g_cancellable_set_error_if_cancelled (ctx->cancellable, error))
         return FALSE;
-      add_found (ctx, ATELIER_MODEL_SOURCE_USER, name, NULL, scan->user_paths[i]);
+      add_user_path (ctx, scan->user_paths[i]);
     }
   for (guint i = 0; scan->folders != NULL && scan->folders[i] != NULL; i++)
     {
@@ -431,7 +767,9 @@ static gboolean
 walk_snapshot (Ctx *ctx, const char *repo, const char *dir, const char *rel, guint depth, GError **error)
 {
   g_autoptr (GPtrArray) names = list_dir (dir);
+  g_auto (FolderShards) fs = { 0 };
 
+  folder_shards_read (&fs, dir, names);
   for (guint i = 0; names != NULL && i < names->len; i++)
     {
       const char *name = g_ptr_array_index (names, i);
@@ -445,13 +783,13 @@ walk_snapshot (Ctx *ctx, const char *repo, const char *dir, const char *rel, gui
           if (depth > 1 && !walk_snapshot (ctx, repo, child, child_rel, depth - 1, error))
             return FALSE;
         }
-      else if (is_model_file_name (name) && !has_suffix_ci (name, ".incomplete"))
+      else if (is_model_file_name (name) || is_shard_index_name (name))
         {
           g_autofree char *blob = resolve_blob (child);
           g_autofree char *display = g_strconcat (repo, "/", child_rel, NULL);
 
           if (blob != NULL)
-            add_found (ctx, ATELIER_MODEL_SOURCE_HUGGING_FACE, display, repo, blob);
+            add_walked_file (ctx, &fs, ATELIER_MODEL_SOURCE_HUGGING_FACE, display, repo, name, child, blob);
         }
     }
   return TRUE;
@@ -526,11 +864,17 @@ scan_lmstudio_root (Ctx *ctx, const char *root, GError **error)
               const char *file = g_ptr_array_index (files, f);
               g_autofree char *path = g_build_filename (rdir, file, NULL);
               g_autofree char *display = g_strconcat (repo, "/", file, NULL);
+              guint part, n_parts;
 
               if (g_cancellable_set_error_if_cancelled (ctx->cancellable, error))
                 return FALSE;
-              if (has_suffix_ci (file, ".gguf") && g_file_test (path, G_FILE_TEST_IS_REGULAR))
+              if (!has_suffix_ci (file, ".gguf") || !g_file_test (path, G_FILE_TEST_IS_REGULAR))
+                continue;
+              if (!split_gguf_part (file, &part, &n_parts))
                 add_found (ctx, ATELIER_MODEL_SOURCE_LM_STUDIO, display, repo, path);
+              else if (part == 1)
+                add_problem (ctx, ATELIER_MODEL_SOURCE_LM_STUDIO, display, repo, path,
+                             split_gguf_message (path, part, n_parts));
             }
         }
     }
@@ -548,17 +892,6 @@ is_sha256_hex (const char *s)
     if (!g_ascii_isxdigit (*s))
       return FALSE;
   return TRUE;
-}
-
-/* json-glib's _with_default getters warn on a member of another type: a manifest is a file. */
-static const char *
-string_member (JsonObject *o, const char *name)
-{
-  JsonNode *n = json_object_get_member (o, name);
-
-  return n != NULL && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING
-           ? json_node_get_string (n)
-           : NULL;
 }
 
 /* The model layer's digest hex, or NULL with `why`. */
@@ -763,9 +1096,18 @@ atelier_discovery_add_user_model (AtelierStore *store, const char *path, AtModel
 {
   g_autoptr (AtModelFile) file = NULL;
   g_auto (AtModelInfo) local = { 0 };
-  g_autofree char *hash = NULL;
+  g_autofree char *hash = NULL, *base = g_path_get_basename (path);
   gint64 size = 0, id;
+  guint part, n_parts;
 
+  /* A split GGUF's first part opens as a GGUF that lacks most of the tensors. */
+  if (split_gguf_part (base, &part, &n_parts))
+    {
+      g_autofree char *message = split_gguf_message (path, part, n_parts);
+
+      g_set_error_literal (error, AT_ERROR, AT_ERROR_UNSUPPORTED, message);
+      return 0;
+    }
   file = at_model_file_open (path, error);
   if (file == NULL)
     {

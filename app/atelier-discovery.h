@@ -1,7 +1,9 @@
 /* atelier-discovery.h: the model files already on the machine, found without the user naming
  * them: GGUF, safetensors and .ckpt files and diffusers folders in the Hugging Face hub cache,
  * LM Studio's models folder, Ollama's store (manifests naming blobs), folders the user adds, and
- * the user's own list of paths.
+ * the user's own list of paths. A sharded safetensors model is listed once, as its
+ * `*.safetensors.index.json`, never shard by shard; a split GGUF (`NAME-00001-of-00003.gguf`)
+ * once, as a problem saying how to join its parts (the engine reads single-file GGUF only).
  *
  * Every model found is opened with at_model_file_open() (which maps the file and parses its
  * headers only) and recognised, so the list says what each one is. A file that fails to open,
@@ -47,11 +49,13 @@ typedef struct
   /* The hub repo id "ORG/NAME", LM Studio's "publisher/repo", Ollama's "model:tag"; NULL for
    * a folder or the user's list. */
   char *repo;
-  /* What to open: symlinks resolved (a hub blob, an Ollama blob). For an Ollama problem, the
-   * manifest or the blob it should have named. */
+  /* What to open: symlinks resolved (a hub blob, an Ollama blob). But a sharded safetensors
+   * index and a split GGUF's first part are named where their other files sit beside them by
+   * name (in the hub, the snapshot's link). For an Ollama problem, the manifest or the blob it
+   * should have named. */
   char *path;
   gboolean is_folder; /* a diffusers pipeline folder */
-  guint64 size;       /* bytes; a folder's files added up */
+  guint64 size;       /* bytes; a folder's files added up, a sharded index's shards */
   gint64 mtime_us;    /* modification time, microseconds since 1970 */
   /* What at_model_file_recognize() said; kind UNKNOWN, the strings NULL, when it did not open. */
   AtModelFormat format;
@@ -97,7 +101,8 @@ void atelier_discovery_scan_async (const AtelierDiscoveryOptions *options, GCanc
 GPtrArray *atelier_discovery_scan_finish (GAsyncResult *result, GError **error);
 
 /* Puts `path` on the user's own list after checking that Atelier can open it (the error now,
- * not when the user picks it): at_model_file_open() and recognition, then for a single file its
+ * not when the user picks it; a split GGUF's part is refused by its name): at_model_file_open()
+ * and recognition, then for a single file its
  * `models` row (what the history links items to; a folder has no one file to hash), then the
  * user_models row. `path` must be absolute. Blocking (it reads headers and hashes the file's
  * ends): the window calls it on a worker thread. Returns the row's id and fills `info` when not

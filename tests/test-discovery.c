@@ -3,9 +3,12 @@
  * files of bad bytes. The Hugging Face hub cache with symlinked blobs (a dangling link, a
  * download in progress, a diffusers snapshot, a dataset), LM Studio, Ollama manifests (valid,
  * not JSON, a missing blob, a digest that tries to leave the blob folder), user folders with a
- * symlink loop and a hidden folder, and the user's own list. Each scan is compared entry by
- * entry with what must be found. Then the async API on a main loop, cancellation, the store's
- * user_models, and `atelier models list|add|remove` end to end. */
+ * symlink loop and a hidden folder, and the user's own list. Sharded safetensors (a 2-shard
+ * VAE, whose two halves are each recognised as nothing: only the whole is a VAE) in a user
+ * folder and in hub snapshots, an index naming a missing shard, a malformed index, and split
+ * GGUFs (llama.cpp's gguf-split names). Each scan is compared entry by entry with what must be
+ * found. Then the async API on a main loop, cancellation, the store's user_models, and
+ * `atelier models list|add|remove` end to end. */
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -47,6 +50,42 @@ copy_corpus (const char *name, const char *to)
 
   g_assert_true (g_file_get_contents (from, &text, &len, &error));
   at_test_write_file (to, text, len);
+}
+
+/* A safetensors file of one F32 [2] tensor, its header padded to 8 bytes as writers do. */
+static void
+write_safetensors (const char *path, const char *tensor)
+{
+  static const float values[2] = { 1.0f, 2.0f };
+  g_autoptr (GByteArray) b = g_byte_array_new ();
+  g_autoptr (GString) header = g_string_new (NULL);
+
+  g_string_printf (header, "{\"%s\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", tensor);
+  while (header->len % 8 != 0)
+    g_string_append_c (header, ' ');
+  at_test_put_u64 (b, header->len);
+  g_byte_array_append (b, (const guint8 *) header->str, header->len);
+  g_byte_array_append (b, (const guint8 *) values, sizeof values);
+  at_test_write_file (path, b->data, b->len);
+}
+
+/* A sharded index putting encoder.conv_in.weight in `first` and decoder.conv_out.weight in
+ * `second`. */
+static char *
+index_json (const char *first, const char *second)
+{
+  return g_strdup_printf ("{\"metadata\": {\"total_size\": 16}, \"weight_map\": {"
+                          "\"encoder.conv_in.weight\": \"%s\", \"decoder.conv_out.weight\": \"%s\"}}",
+                          first, second);
+}
+
+static guint64
+file_size (const char *path)
+{
+  GStatBuf sb;
+
+  g_assert_cmpint (g_stat (path, &sb), ==, 0);
+  return (guint64) sb.st_size;
 }
 
 static void
@@ -97,11 +136,44 @@ build_trees (void)
   write_text (HF ("models--acme--pipe/snapshots/rev3/unet/config.json"), "{}");
   write_gguf (HF ("datasets--acme--data/snapshots/rev4/data.gguf"));
 
+  /* Hub, sharded: rev5 a 2-shard VAE; rev6 the same blobs (listed once); rev7 the same index
+   * blob (an index is a small git file, one blob while the sharding stays) with retrained
+   * second shard (listed: another model). A repo whose second shard is still downloading. */
+  write_safetensors (HF ("models--acme--sharded-vae/blobs/shard1"), "encoder.conv_in.weight");
+  write_safetensors (HF ("models--acme--sharded-vae/blobs/shard2"), "decoder.conv_out.weight");
+  write_safetensors (HF ("models--acme--sharded-vae/blobs/shard2b"), "decoder.conv_out.weight");
+  {
+    g_autofree char *index = index_json ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors");
+
+    write_text (HF ("models--acme--sharded-vae/blobs/index"), index);
+    write_text (HF ("models--acme--half-sharded/blobs/index"), index);
+  }
+  for (guint r = 5; r <= 7; r++)
+    {
+      g_autofree char *snap = g_strdup_printf ("models--acme--sharded-vae/snapshots/rev%u/", r);
+      g_autofree char *index = g_strconcat (snap, "model.safetensors.index.json", NULL);
+      g_autofree char *one = g_strconcat (snap, "model-00001-of-00002.safetensors", NULL);
+      g_autofree char *two = g_strconcat (snap, "model-00002-of-00002.safetensors", NULL);
+
+      link_to ("../../blobs/index", HF (index));
+      link_to ("../../blobs/shard1", HF (one));
+      link_to (r == 7 ? "../../blobs/shard2b" : "../../blobs/shard2", HF (two));
+    }
+  write_safetensors (HF ("models--acme--half-sharded/blobs/shard1"), "encoder.conv_in.weight");
+  write_text (HF ("models--acme--half-sharded/blobs/shard2.incomplete"), "half a download");
+  link_to ("../../blobs/index", HF ("models--acme--half-sharded/snapshots/rev8/model.safetensors.index.json"));
+  link_to ("../../blobs/shard1", HF ("models--acme--half-sharded/snapshots/rev8/model-00001-of-00002.safetensors"));
+  link_to ("../../blobs/shard2.incomplete",
+           HF ("models--acme--half-sharded/snapshots/rev8/model-00002-of-00002.safetensors"));
+
   /* LM Studio: publisher/repo/file.gguf; a text file; a GGUF one level too deep. */
   lms_gguf = under (lms, "pub/repo-GGUF/repo.Q8_0.gguf");
   write_gguf (lms_gguf);
   write_text ((g_free (p), p = under (lms, "pub/repo-GGUF/notes.txt")), "notes");
   write_gguf ((g_free (p), p = under (lms, "pub/repo-GGUF/deeper/deep.gguf")));
+  /* A split GGUF in two parts. */
+  write_gguf ((g_free (p), p = under (lms, "pub/big-GGUF/big-00001-of-00002.gguf")));
+  write_gguf ((g_free (p), p = under (lms, "pub/big-GGUF/big-00002-of-00002.gguf")));
 
   /* Ollama: a valid manifest, another namespace's, one that is not JSON, one naming a blob
    * that is gone, one whose digest would leave the blob folder. */
@@ -132,6 +204,32 @@ build_trees (void)
   write_text ((g_free (p), p = under (user_dir, "notes.txt")), "notes");
   write_text ((g_free (p), p = under (user_dir, "pipe/model_index.json")),
               "{\"_class_name\": \"StableDiffusionPipeline\"}");
+
+  /* In one folder: a 2-shard VAE; an index naming a shard that is not there; a malformed
+   * index and its shard; a split GGUF of 3 parts (each part here the whole tiny GGUF: its
+   * name is what is judged). */
+  {
+    g_autofree char *vae = index_json ("vae-00001-of-00002.safetensors", "vae-00002-of-00002.safetensors");
+    g_autofree char *gone = index_json ("gone-00001-of-00002.safetensors", "gone-00002-of-00002.safetensors");
+
+    write_safetensors ((g_free (p), p = under (user_dir, "big/vae-00001-of-00002.safetensors")),
+                       "encoder.conv_in.weight");
+    write_safetensors ((g_free (p), p = under (user_dir, "big/vae-00002-of-00002.safetensors")),
+                       "decoder.conv_out.weight");
+    write_text ((g_free (p), p = under (user_dir, "big/vae.safetensors.index.json")), vae);
+    write_safetensors ((g_free (p), p = under (user_dir, "big/gone-00001-of-00002.safetensors")),
+                       "encoder.conv_in.weight");
+    write_text ((g_free (p), p = under (user_dir, "big/gone.safetensors.index.json")), gone);
+    write_safetensors ((g_free (p), p = under (user_dir, "big/torn-00001-of-00002.safetensors")),
+                       "encoder.conv_in.weight");
+    write_text ((g_free (p), p = under (user_dir, "big/torn.safetensors.index.json")), "{\"weight_map\": {\"encoder");
+    for (guint i = 1; i <= 3; i++)
+      {
+        g_autofree char *rel = g_strdup_printf ("big/tiny-%05u-of-00003.gguf", i);
+
+        write_gguf ((g_free (p), p = under (user_dir, rel)));
+      }
+  }
 #undef HF
 #undef MANIFEST
 }
@@ -164,10 +262,48 @@ find_named (GPtrArray *found, const char *name)
   return NULL;
 }
 
+/* A sharded model's one entry: the index, the shards' bytes, and what the engine makes of the
+ * index opened on its own (a VAE: each shard alone is recognised as nothing). */
+static void
+assert_sharded (const AtelierFoundModel *m, const char *index, guint64 size)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtModelFile) file = at_model_file_open (index, &error);
+  g_auto (AtModelInfo) info = { 0 };
+
+  g_assert_no_error (error);
+  at_model_file_recognize (file, &info);
+  g_assert_nonnull (m);
+  g_assert_null (m->error);
+  g_assert_cmpstr (m->path, ==, index);
+  g_assert_cmpuint (m->size, ==, size);
+  g_assert_false (m->is_folder);
+  g_assert_cmpint (m->mtime_us, >, 0);
+  g_assert_cmpint (m->format, ==, AT_MODEL_FORMAT_SAFETENSORS_SHARDED);
+  g_assert_cmpint (m->kind, ==, info.kind);
+  g_assert_cmpint (m->kind, ==, AT_MODEL_KIND_VAE);
+  g_assert_cmpstr (m->family, ==, info.family);
+  g_assert_cmpstr (m->quant, ==, "F32");
+}
+
+static guint
+count_named (GPtrArray *found, const char *name)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < found->len; i++)
+    n += strcmp (((AtelierFoundModel *) g_ptr_array_index (found, i))->name, name) == 0;
+  return n;
+}
+
 static const char expected_defaults[] =
+  "huggingface | acme/half-sharded/model.safetensors.index.json | unknown/- | - | hub/models--acme--half-sharded/snapshots/rev8/model.safetensors.index.json | error\n"
   "huggingface | acme/pipe | unknown/- | - | hub/models--acme--pipe/snapshots/rev3\n"
+  "huggingface | acme/sharded-vae/model.safetensors.index.json | VAE (AutoencoderKL)/autoencoder-kl | F32 | hub/models--acme--sharded-vae/snapshots/rev5/model.safetensors.index.json\n"
+  "huggingface | acme/sharded-vae/model.safetensors.index.json | VAE (AutoencoderKL)/autoencoder-kl | F32 | hub/models--acme--sharded-vae/snapshots/rev7/model.safetensors.index.json\n"
   "huggingface | acme/tiny-llm/extra/bad.safetensors | unknown/- | - | hub/models--acme--tiny-llm/blobs/badblob | error\n"
   "huggingface | acme/tiny-llm/tiny.Q8_0.gguf | language model/llama | Q8_0 | hub/models--acme--tiny-llm/blobs/" BLOB_HEX "\n"
+  "lmstudio | pub/big-GGUF/big-00001-of-00002.gguf | unknown/- | - | lmstudio/pub/big-GGUF/big-00001-of-00002.gguf | error\n"
   "lmstudio | pub/repo-GGUF/repo.Q8_0.gguf | language model/llama | Q8_0 | lmstudio/pub/repo-GGUF/repo.Q8_0.gguf\n"
   "ollama | broken:latest | unknown/- | - | ollama/manifests/registry.ollama.ai/library/broken/latest | error\n"
   "ollama | lost:1b | unknown/- | - | ollama/blobs/sha256-" LOST_HEX " | error\n"
@@ -215,6 +351,30 @@ test_default_sources (void)
   g_assert_nonnull (strstr (m->error, "64 hex digits"));
   m = find_named (found, "tiny:latest");
   g_assert_cmpstr (m->repo, ==, "tiny:latest");
+
+  /* Sharded in the hub: listed by the snapshot's link (the shards are found by name beside
+   * it), sized by the shards' blobs; rev6 (rev5's blobs) is not listed again, rev7 (another
+   * second shard behind the same index blob) is. */
+  {
+    g_autofree char *index = under (hub, "models--acme--sharded-vae/snapshots/rev5/model.safetensors.index.json");
+    g_autofree char *one = under (hub, "models--acme--sharded-vae/blobs/shard1");
+    g_autofree char *two = under (hub, "models--acme--sharded-vae/blobs/shard2");
+
+    m = find_named (found, "acme/sharded-vae/model.safetensors.index.json");
+    assert_sharded (m, index, file_size (one) + file_size (two));
+    g_assert_cmpstr (m->repo, ==, "acme/sharded-vae");
+  }
+  /* A shard still downloading: the one entry names it. */
+  m = find_named (found, "acme/half-sharded/model.safetensors.index.json");
+  g_assert_nonnull (strstr (m->error, "shard model-00002-of-00002.safetensors is missing"));
+  g_assert_nonnull (strstr (m->error, "rev8/model.safetensors.index.json"));
+
+  /* A split GGUF: part 1 says what it is and how to join the parts. */
+  m = find_named (found, "pub/big-GGUF/big-00001-of-00002.gguf");
+  g_assert_nonnull (strstr (m->error, "the first of 2 parts of a split GGUF"));
+  g_assert_nonnull (strstr (m->error, "single-file GGUF only"));
+  g_assert_nonnull (strstr (m->error, "llama-gguf-split --merge"));
+  g_assert_nonnull (strstr (m->error, "big-00001-of-00002.gguf' 'big.gguf'"));
 }
 
 /* User folders and the user's list: the list comes first and keeps a path that the sources
@@ -225,7 +385,13 @@ test_user (void)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *missing = g_build_filename (root, "nowhere", "x.gguf", NULL);
-  const char *const user_paths[] = { lms_gguf, missing, NULL };
+  g_autofree char *hub_index = under (hub, "models--acme--sharded-vae/snapshots/rev5/model.safetensors.index.json");
+  g_autofree char *part2 = under (user_dir, "big/tiny-00002-of-00003.gguf");
+  g_autofree char *vae_index = under (user_dir, "big/vae.safetensors.index.json");
+  g_autofree char *vae1 = under (user_dir, "big/vae-00001-of-00002.safetensors");
+  g_autofree char *vae2 = under (user_dir, "big/vae-00002-of-00002.safetensors");
+  g_autofree char *first = under (user_dir, "big/tiny-00001-of-00003.gguf");
+  const char *const user_paths[] = { lms_gguf, missing, hub_index, part2, NULL };
   const char *const folders[] = { user_dir, NULL };
   /* Depth 1000: were the loop (sub/loop -> .., reached through both sub and also-sub)
    * followed, the walk would branch twice a level and never end. */
@@ -239,14 +405,48 @@ test_user (void)
   g_assert_cmpstr (got, ==,
                    "user | repo.Q8_0.gguf | language model/llama | Q8_0 | lmstudio/pub/repo-GGUF/repo.Q8_0.gguf\n"
                    "user | x.gguf | unknown/- | - | nowhere/x.gguf | error\n"
+                   "user | model.safetensors.index.json | VAE (AutoencoderKL)/autoencoder-kl | F32 | hub/models--acme--sharded-vae/snapshots/rev5/model.safetensors.index.json\n"
+                   "user | tiny-00002-of-00003.gguf | unknown/- | - | mine/big/tiny-00002-of-00003.gguf | error\n"
                    "folder | a.gguf | language model/llama | Q8_0 | mine/a.gguf\n"
                    "folder | b.safetensors | unknown/- | F32 | mine/also-sub/b.safetensors\n"
                    "folder | bad.ckpt | unknown/- | - | mine/bad.ckpt | error\n"
+                   "folder | gone.safetensors.index.json | unknown/- | - | mine/big/gone.safetensors.index.json | error\n"
+                   "folder | tiny-00001-of-00003.gguf | unknown/- | - | mine/big/tiny-00001-of-00003.gguf | error\n"
+                   "folder | torn-00001-of-00002.safetensors | unknown/- | F32 | mine/big/torn-00001-of-00002.safetensors\n"
+                   "folder | torn.safetensors.index.json | unknown/- | - | mine/big/torn.safetensors.index.json | error\n"
+                   "folder | vae.safetensors.index.json | VAE (AutoencoderKL)/autoencoder-kl | F32 | mine/big/vae.safetensors.index.json\n"
                    "folder | pipe | unknown/- | - | mine/pipe\n");
   m = find_named (found, "x.gguf");
   g_assert_nonnull (strstr (m->error, missing));
   m = find_named (found, "bad.ckpt");
   g_assert_nonnull (strstr (m->error, "bad.ckpt"));
+
+  /* Sharded: one entry, the index, the shards' bytes; its shards are not listed. */
+  assert_sharded (find_named (found, "vae.safetensors.index.json"), vae_index, file_size (vae1) + file_size (vae2));
+  g_assert_null (find_named (found, "vae-00001-of-00002.safetensors"));
+  /* A shard the index names but which is missing: named in the error; the other not listed. */
+  m = find_named (found, "gone.safetensors.index.json");
+  g_assert_nonnull (strstr (m->error, "big/gone.safetensors.index.json: shard gone-00002-of-00002.safetensors is missing"));
+  g_assert_null (find_named (found, "gone-00001-of-00002.safetensors"));
+  /* A malformed index: a problem, and its shard listed as it is. */
+  m = find_named (found, "torn.safetensors.index.json");
+  g_assert_nonnull (strstr (m->error, "big/torn.safetensors.index.json: not a sharded safetensors index"));
+  g_assert_cmpint (m->kind, ==, AT_MODEL_KIND_UNKNOWN);
+  /* A split GGUF: part 1 as a problem saying how to join the parts, parts 2 and 3 not found
+   * by the walk (part 2 is there as the user listed it). */
+  m = find_named (found, "tiny-00001-of-00003.gguf");
+  {
+    g_autofree char *quoted = g_shell_quote (first);
+    g_autofree char *command = g_strdup_printf ("`llama-gguf-split --merge %s 'tiny.gguf'`", quoted);
+
+    g_assert_nonnull (strstr (m->error, "the first of 3 parts of a split GGUF; Atelier opens single-file GGUF only"));
+    g_assert_nonnull (strstr (m->error, command));
+    m = find_named (found, "tiny-00002-of-00003.gguf");
+    g_assert_cmpint (m->source, ==, ATELIER_MODEL_SOURCE_USER);
+    g_assert_nonnull (strstr (m->error, "part 2 of 3 of a split GGUF"));
+    g_assert_nonnull (strstr (m->error, command));
+  }
+  g_assert_null (find_named (found, "tiny-00003-of-00003.gguf"));
 
   /* With the default sources too, the user's entry is the only one for that file. */
   options.no_default_sources = FALSE;
@@ -255,6 +455,9 @@ test_user (void)
   g_assert_no_error (error);
   g_assert_null (find_named (found, "pub/repo-GGUF/repo.Q8_0.gguf"));
   g_assert_nonnull (find_named (found, "tiny:latest"));
+  /* The listed hub index is the hub's rev5 (same index and shards): only rev7 is left. */
+  g_assert_cmpuint (count_named (found, "acme/sharded-vae/model.safetensors.index.json"), ==, 1);
+  g_assert_nonnull (strstr (find_named (found, "acme/sharded-vae/model.safetensors.index.json")->path, "/rev7/"));
 
   /* Depth 1: only the folder's own files. */
   options.no_default_sources = TRUE;
@@ -265,6 +468,28 @@ test_user (void)
   g_assert_no_error (error);
   g_assert_null (find_named (found, "b.safetensors"));
   g_assert_nonnull (find_named (found, "a.gguf"));
+}
+
+/* A user folder that is a link to a hub snapshot: the snapshot's links ("../../blobs/...")
+ * lead out of the real folder, not out of the link's parent; the shards are still found. */
+static void
+test_linked_snapshot (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *snap = under (hub, "models--acme--sharded-vae/snapshots/rev5");
+  g_autofree char *linked = under (root, "linked-snapshot");
+  g_autofree char *index = under (linked, "model.safetensors.index.json");
+  g_autofree char *one = under (hub, "models--acme--sharded-vae/blobs/shard1");
+  g_autofree char *two = under (hub, "models--acme--sharded-vae/blobs/shard2");
+  const char *const folders[] = { linked, NULL };
+  AtelierDiscoveryOptions options = { NULL, folders, TRUE, 0 };
+  g_autoptr (GPtrArray) found = NULL;
+
+  link_to (snap, linked);
+  found = atelier_discovery_scan (&options, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (found->len, ==, 1);
+  assert_sharded (g_ptr_array_index (found, 0), index, file_size (one) + file_size (two));
 }
 
 typedef struct
@@ -447,6 +672,9 @@ test_cli (void)
   g_auto (Run) r = { 0 };
   g_autoptr (JsonNode) node = NULL;
   g_autofree char *bad = g_build_filename (user_dir, "bad.ckpt", NULL);
+  g_autofree char *split = g_build_filename (user_dir, "big", "tiny-00001-of-00003.gguf", NULL);
+  g_autofree char *vae1 = g_build_filename (user_dir, "big", "vae-00001-of-00002.safetensors", NULL);
+  g_autofree char *vae2 = g_build_filename (user_dir, "big", "vae-00002-of-00002.safetensors", NULL);
   g_autofree char *id = NULL;
   JsonArray *arr;
   JsonObject *o;
@@ -460,6 +688,10 @@ test_cli (void)
   run_atelier (&r, "models", "add", bad, NULL);
   g_assert_cmpint (r.status, ==, 1);
   g_assert_nonnull (strstr (r.err, bad));
+  /* So is a split GGUF's part, though it opens as a GGUF (with a third of the tensors). */
+  run_atelier (&r, "models", "add", split, NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "the first of 3 parts of a split GGUF"));
   run_atelier (&r, "models", "add", gguf_path, NULL);
   g_assert_cmpint (r.status, ==, 0);
   g_assert_nonnull (strstr (r.out, gguf_path));
@@ -480,6 +712,15 @@ test_cli (void)
   g_assert_nonnull (strstr (json_object_get_string_member (o, "error"), "bad.ckpt"));
   o = json_named (arr, "lost:1b");
   g_assert_nonnull (strstr (json_object_get_string_member (o, "error"), "missing"));
+  /* A sharded model once, with its shards' bytes; a split GGUF once, as a problem. */
+  o = json_named (arr, "vae.safetensors.index.json");
+  g_assert_nonnull (o);
+  g_assert_true (json_object_get_null_member (o, "error"));
+  g_assert_cmpint (json_object_get_int_member (o, "size"), ==, (gint64) (file_size (vae1) + file_size (vae2)));
+  g_assert_null (json_named (arr, "vae-00002-of-00002.safetensors"));
+  o = json_named (arr, "tiny-00001-of-00003.gguf");
+  g_assert_nonnull (strstr (json_object_get_string_member (o, "error"), "split GGUF"));
+  g_assert_null (json_named (arr, "tiny-00002-of-00003.gguf"));
   g_assert_nonnull (json_named (arr, "acme/tiny-llm/tiny.Q8_0.gguf"));
 
   /* Text: one line a model, problems also on stderr. */
@@ -522,6 +763,7 @@ main (int argc, char **argv)
   g_setenv ("ATELIER_OLLAMA_DIR", oll, TRUE);
   g_test_add_func ("/app/discovery/default-sources", test_default_sources);
   g_test_add_func ("/app/discovery/user", test_user);
+  g_test_add_func ("/app/discovery/linked-snapshot", test_linked_snapshot);
   g_test_add_func ("/app/discovery/async", test_async);
   g_test_add_func ("/app/discovery/absent-roots", test_absent_roots);
   g_test_add_func ("/app/discovery/store-user-models", test_store_user_models);
