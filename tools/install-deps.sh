@@ -9,7 +9,7 @@ build="meson ninja-build pkg-config gcc glslc libglib2.0-dev libglib2.0-bin
   libvulkan-dev mesa-vulkan-drivers libgtk-4-dev libadwaita-1-dev libgtksourceview-5-dev libjson-glib-dev libzip-dev
   libsqlite3-dev
   gettext desktop-file-utils appstream"
-test="xvfb xauth dbus-x11 vulkan-tools vulkan-validationlayers clang
+test="xvfb xauth dbus-x11 xdotool vulkan-tools vulkan-validationlayers clang
   libclang-rt-14-dev python3-numpy python3-torch python3-jinja2 libopenblas0-pthread"
 
 pkgs="$build"

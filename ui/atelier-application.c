@@ -200,14 +200,7 @@ atelier_application_startup (GApplication *app)
     { "win.mode('image')", { "<Control>1", NULL } },
     { "win.mode('write')", { "<Control>2", NULL } },
     { "win.mode('music')", { "<Control>3", NULL } },
-    { "write.new", { "<Control>n", NULL } },
-    { "write.open", { "<Control>o", NULL } },
-    { "write.save", { "<Control>s", NULL } },
-    { "write.save-as", { "<Control><Shift>s", NULL } },
-    { "write.continue", { "<Control>Return", NULL } },
-    { "write.rewrite", { "<Control><Shift>r", NULL } },
-    { "write.accept", { "<Alt>Return", NULL } },
-    { "write.stop", { "Escape", NULL } },
+    /* The Write mode's own keys are its page's (atelier-write-page.c: add_shortcuts). */
   };
 
   /* Before the first engine thread: setenv is not thread-safe. */

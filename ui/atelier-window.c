@@ -30,6 +30,7 @@ struct _AtelierWindow
   GtkRevealer *banner;
   GtkLabel *banner_label;
   GtkButton *banner_button;
+  char *device_problem; /* the banner's text while there is no device; NULL: one was found */
 
   GCancellable *cancellable;
   gulong store_handler;
@@ -46,7 +47,10 @@ app_of (AtelierWindow *self)
 void
 atelier_window_toast (AtelierWindow *self, const char *message, const char *label, const char *action)
 {
-  AdwToast *toast = adw_toast_new (message);
+  /* libadwaita 1.2 reads a toast's title as markup: a file named "Tom & Jerry.gguf" must not
+   * break it. */
+  g_autofree char *escaped = g_markup_escape_text (message, -1);
+  AdwToast *toast = adw_toast_new (escaped);
 
   adw_toast_set_timeout (toast, 8);
   if (label != NULL && action != NULL)
@@ -98,6 +102,8 @@ device_ready_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   text = g_strdup_printf (_("No Vulkan device: %s. Install your GPU's Vulkan driver, or Mesa's lavapipe "
                             "(mesa-vulkan-drivers) to run on the processor."),
                           error->message);
+  g_free (self->device_problem);
+  self->device_problem = g_strdup (text);
   show_banner (self, text, FALSE);
 }
 
@@ -111,8 +117,9 @@ store_changed (AtelierWindow *self)
   const GError *error = atelier_application_get_store_error (app);
 
   atelier_history_panel_set_store (self->history, store);
+  /* The history open: the banner goes back to the device's problem, if there is one. */
   if (store != NULL)
-    show_banner (self, NULL, FALSE);
+    show_banner (self, self->device_problem, FALSE);
   else if (error != NULL)
     {
       g_autofree char *text = g_strdup_printf (_("Your history could not be opened: %s. Atelier works without it, "
@@ -208,6 +215,8 @@ job_row_new (gpointer item, gpointer user_data)
   GtkWidget *cancel = gtk_button_new_from_icon_name ("process-stop-symbolic");
   GtkWidget *progress = gtk_progress_bar_new ();
 
+  /* Titles hold file names: plain text, not markup. */
+  adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
   adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), atelier_job_get_title (job));
   gtk_widget_set_tooltip_text (cancel, _("Cancel"));
   gtk_widget_set_valign (cancel, GTK_ALIGN_CENTER);
@@ -348,6 +357,7 @@ static void
 atelier_window_finalize (GObject *object)
 {
   g_clear_object (&ATELIER_WINDOW (object)->cancellable);
+  g_free (ATELIER_WINDOW (object)->device_problem);
   G_OBJECT_CLASS (atelier_window_parent_class)->finalize (object);
 }
 

@@ -124,8 +124,10 @@ update_state (AtelierWritePage *self)
   set_enabled (self, "discard", pending);
   set_enabled (self, "regenerate", pending);
   gtk_text_view_set_editable (self->editor, free_);
-  gtk_widget_set_visible (self->stop_button, running);
-  gtk_widget_set_visible (GTK_WIDGET (self->progress), running);
+  /* Stop and the progress bar keep their place (Stop insensitive, the bar empty when idle): a
+   * job starting changes no layout, so its first frame redraws only what it must. */
+  if (!running)
+    gtk_progress_bar_set_fraction (self->progress, 0);
 }
 
 /* -- recording, off the main thread -- */
@@ -752,6 +754,15 @@ job_finished_cb (AtelierJob *job, gpointer data)
       g_signal_emit (self, signals[HISTORY_CHANGED], 0);
     }
   self->parent_id = r != NULL ? r->parent_id : 0;
+  if (state == ATELIER_JOB_CANCELLED && (r == NULL || r->result == NULL || r->result->text == NULL))
+    {
+      /* Stopped before any text (while it waited, or loaded the model): nothing went wrong. */
+      clear_proposal (self);
+      gtk_label_set_text (self->status_label, _("Stopped before any text came."));
+      if (self->request->action == AT_TEXT_ASK)
+        chat_append (self, _("(stopped)"), "note");
+      return;
+    }
   if (state == ATELIER_JOB_FAILED || r == NULL || r->result == NULL || r->result->text == NULL)
     {
       const GError *error = atelier_job_get_error (job);
@@ -1185,6 +1196,7 @@ build_sidebar (AtelierWritePage *self)
   GtkWidget *switcher = gtk_stack_switcher_new ();
   GtkWidget *new_chat = button (NULL, "write.new-chat", _("Start a new conversation"));
   GtkWidget *decide = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *running = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
   GtkWidget *heading = gtk_label_new (_("Assistant"));
   GtkWidget *rewrite_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
 
@@ -1235,7 +1247,6 @@ build_sidebar (AtelierWritePage *self)
 
   /* Two pages: the proposal (the actions' text, as a change) and the chat (questions). */
   self->side_stack = GTK_STACK (gtk_stack_new ());
-  gtk_stack_set_transition_type (self->side_stack, GTK_STACK_TRANSITION_TYPE_CROSSFADE);
   gtk_stack_switcher_set_stack (GTK_STACK_SWITCHER (switcher), self->side_stack);
   gtk_box_append (GTK_BOX (box), switcher);
   self->proposal_view = GTK_TEXT_VIEW (gtk_text_view_new ());
@@ -1281,21 +1292,25 @@ build_sidebar (AtelierWritePage *self)
   gtk_stack_add_titled (self->side_stack, chat_page, "chat", _("Chat"));
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->side_stack));
 
+  /* The progress bar and Stop share a row, both always there (see update_state). */
   self->progress = GTK_PROGRESS_BAR (gtk_progress_bar_new ());
-  gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->progress));
+  gtk_widget_set_hexpand (GTK_WIDGET (self->progress), TRUE);
+  gtk_widget_set_valign (GTK_WIDGET (self->progress), GTK_ALIGN_CENTER);
+  self->stop_button = button (_("S_top"), "write.stop", _("Stop generating (Escape)"));
+  gtk_widget_add_css_class (self->stop_button, "destructive-action");
+  gtk_box_append (GTK_BOX (running), GTK_WIDGET (self->progress));
+  gtk_box_append (GTK_BOX (running), self->stop_button);
+  gtk_box_append (GTK_BOX (box), running);
   self->status_label = GTK_LABEL (gtk_label_new (""));
   gtk_label_set_wrap (self->status_label, TRUE);
   gtk_label_set_xalign (self->status_label, 0);
   gtk_widget_add_css_class (GTK_WIDGET (self->status_label), "dim-label");
   gtk_box_append (GTK_BOX (box), GTK_WIDGET (self->status_label));
 
-  self->stop_button = button (_("S_top"), "write.stop", _("Stop generating (Escape)"));
-  gtk_widget_add_css_class (self->stop_button, "destructive-action");
   self->accept_button = button (_("_Accept"), "write.accept", _("Apply the proposal (Alt+Return)"));
   gtk_widget_add_css_class (self->accept_button, "suggested-action");
   self->discard_button = button (_("_Discard"), "write.discard", NULL);
   self->regenerate_button = button (_("Re_generate"), "write.regenerate", NULL);
-  gtk_box_append (GTK_BOX (decide), self->stop_button);
   gtk_box_append (GTK_BOX (decide), self->accept_button);
   gtk_box_append (GTK_BOX (decide), self->discard_button);
   gtk_box_append (GTK_BOX (decide), self->regenerate_button);
@@ -1404,6 +1419,39 @@ atelier_write_page_class_init (AtelierWritePageClass *klass)
                                  G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
 }
 
+/* The Write mode's keys. Global scope: they work wherever the focus is in the window, but only
+ * while the page is mapped (GTK skips an unmapped widget's shortcuts), so another mode can give
+ * the same keys their own meaning. The application's accelerators would resolve write.* on the
+ * window, which does not hold this page's actions. An action that is disabled (Stop with
+ * nothing running) lets its key through to the focused widget. */
+static void
+add_shortcuts (AtelierWritePage *self)
+{
+  static const struct
+  {
+    const char *trigger, *action;
+  } keys[] = {
+    { "<Control>n", "write.new" },
+    { "<Control>o", "write.open" },
+    { "<Control>s", "write.save" },
+    { "<Control><Shift>s", "write.save-as" },
+    { "<Control>Return", "write.continue" },
+    { "<Control><Shift>r", "write.rewrite" },
+    { "<Alt>Return", "write.accept" },
+    { "Escape", "write.stop" },
+  };
+  GtkEventController *controller = gtk_shortcut_controller_new ();
+
+  gtk_shortcut_controller_set_scope (GTK_SHORTCUT_CONTROLLER (controller), GTK_SHORTCUT_SCOPE_GLOBAL);
+  /* Before the focused widget: the editor would take Ctrl+Return as a new line. */
+  gtk_event_controller_set_propagation_phase (controller, GTK_PHASE_CAPTURE);
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+    gtk_shortcut_controller_add_shortcut (GTK_SHORTCUT_CONTROLLER (controller),
+                                          gtk_shortcut_new (gtk_shortcut_trigger_parse_string (keys[i].trigger),
+                                                            gtk_named_action_new (keys[i].action)));
+  gtk_widget_add_controller (GTK_WIDGET (self), controller);
+}
+
 static void
 atelier_write_page_init (AtelierWritePage *self)
 {
@@ -1432,6 +1480,7 @@ atelier_write_page_init (AtelierWritePage *self)
   self->actions = g_simple_action_group_new ();
   g_action_map_add_action_entries (G_ACTION_MAP (self->actions), entries, G_N_ELEMENTS (entries), self);
   gtk_widget_insert_action_group (GTK_WIDGET (self), "write", G_ACTION_GROUP (self->actions));
+  add_shortcuts (self);
 
   gtk_paned_set_start_child (GTK_PANED (paned), build_editor (self));
   gtk_paned_set_end_child (GTK_PANED (paned), build_sidebar (self));
