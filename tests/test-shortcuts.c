@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "at-test-util.h"
+#include "at-ui-test-util.h"
 #include "atelier-application.h"
 #include "atelier-history-panel.h"
 #include "atelier-models-dialog.h"
@@ -35,56 +36,6 @@ static const char *document = "Once upon a time, in a small village by the sea,"
 static char *chat_model; /* the tiny chat model's path, once made */
 
 /* -- finding what the user sees -- */
-
-static GtkWidget *
-find_widget (GtkWidget *w, GType type)
-{
-  if (G_TYPE_CHECK_INSTANCE_TYPE (w, type))
-    return w;
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL;
-       c = gtk_widget_get_next_sibling (c))
-    {
-      GtkWidget *found = find_widget (c, type);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
-static GtkLabel *
-find_label (GtkWidget *w, const char *prefix, GtkWidget *skip)
-{
-  if (w == skip)
-    return NULL;
-  if (GTK_IS_LABEL (w) && g_str_has_prefix (gtk_label_get_text (GTK_LABEL (w)), prefix))
-    return GTK_LABEL (w);
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL;
-       c = gtk_widget_get_next_sibling (c))
-    {
-      GtkLabel *found = find_label (c, prefix, skip);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
-static GtkTextView *
-find_editor (GtkWidget *w, GtkTextBuffer *buffer)
-{
-  if (GTK_IS_TEXT_VIEW (w) && gtk_text_view_get_buffer (GTK_TEXT_VIEW (w)) == buffer)
-    return GTK_TEXT_VIEW (w);
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL;
-       c = gtk_widget_get_next_sibling (c))
-    {
-      GtkTextView *found = find_editor (c, buffer);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
 
 /* A shown toplevel other than the main window, of `type`. */
 static GtkWindow *
@@ -100,18 +51,6 @@ find_toplevel (GType type)
         return GTK_WINDOW (w);
     }
   return NULL;
-}
-
-typedef gboolean (*Condition) (gpointer data);
-
-static gboolean
-wait_for (Condition cond, gpointer data, int seconds)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) seconds * G_USEC_PER_SEC;
-
-  while (!cond (data) && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, FALSE) || (g_usleep (1000), TRUE);
-  return cond (data);
 }
 
 /* -- the accelerators against the shortcuts window -- */
@@ -210,7 +149,7 @@ listed_activate_cb (GApplication *gapp, gpointer data)
     }
   /* The Write mode's keys: its page's own shortcut controller. */
   {
-    GtkWidget *page = find_widget (GTK_WIDGET (window), ATELIER_TYPE_WRITE_PAGE);
+    GtkWidget *page = at_ui_find_type (GTK_WIDGET (window), ATELIER_TYPE_WRITE_PAGE);
     g_autoptr (GListModel) controllers = NULL;
     guint n_page = 0;
 
@@ -327,7 +266,7 @@ focus_window (Keys *k)
   g_autofree char *id = g_strdup_printf ("%lu", k->xid);
 
   xdotool ((const char *[]){ "windowfocus", "--sync", id, NULL });
-  g_assert_true (wait_for (window_active, k, 20));
+  g_assert_true (at_ui_wait_for (window_active, k, 20));
 }
 
 static gboolean
@@ -375,9 +314,9 @@ buffer_is (gpointer data)
 static GtkLabel *
 find_toast (Keys *k)
 {
-  GtkWidget *overlay = find_widget (k->window, ADW_TYPE_TOAST_OVERLAY);
+  GtkWidget *overlay = at_ui_find_type (k->window, ADW_TYPE_TOAST_OVERLAY);
 
-  return find_label (overlay, k->expect, adw_toast_overlay_get_child (ADW_TOAST_OVERLAY (overlay)));
+  return at_ui_find_label (overlay, k->expect, adw_toast_overlay_get_child (ADW_TOAST_OVERLAY (overlay)));
 }
 
 static gboolean
@@ -448,10 +387,10 @@ quit_cb (GSimpleAction *action, GVariant *param, gpointer data)
 
 /* Presses `keys` and waits for `cond`; `what` says what should have happened. */
 static void
-press_expect (Keys *k, const char *keys, Condition cond, gpointer data, const char *what)
+press_expect (Keys *k, const char *keys, AtUiCondition cond, gpointer data, const char *what)
 {
   press (keys);
-  if (!wait_for (cond, data, 20))
+  if (!at_ui_wait_for (cond, data, 20))
     g_error ("%s: %s did not happen", keys, what);
 }
 
@@ -486,7 +425,7 @@ cancel_chooser (Keys *k)
       "%lu", (gulong) gdk_x11_surface_get_xid (gtk_native_get_surface (GTK_NATIVE (chooser))));
   xdotool ((const char *[]){ "windowfocus", "--sync", id, NULL });
   press ("Escape");
-  g_assert_true (wait_for (chooser_gone, NULL, 20));
+  g_assert_true (at_ui_wait_for (chooser_gone, NULL, 20));
   focus_window (k);
 }
 
@@ -494,7 +433,7 @@ cancel_chooser (Keys *k)
 static void
 close_toast (Keys *k)
 {
-  GtkWidget *overlay = find_widget (k->window, ADW_TYPE_TOAST_OVERLAY);
+  GtkWidget *overlay = at_ui_find_type (k->window, ADW_TYPE_TOAST_OVERLAY);
   GtkWidget *toast = GTK_WIDGET (find_toast (k)), *close = NULL;
 
   while (gtk_widget_get_parent (toast) != overlay)
@@ -505,7 +444,7 @@ close_toast (Keys *k)
       close = c;
   g_assert_nonnull (close);
   g_signal_emit_by_name (close, "clicked");
-  g_assert_true (wait_for (toast_gone, k, 20));
+  g_assert_true (at_ui_wait_for (toast_gone, k, 20));
 }
 
 static void
@@ -526,17 +465,17 @@ keys_setup (Keys *k, GApplication *gapp)
 
   k->app = ATELIER_APPLICATION (gapp);
   k->window = GTK_WIDGET (gtk_application_get_active_window (GTK_APPLICATION (gapp)));
-  k->page = ATELIER_WRITE_PAGE (find_widget (k->window, ATELIER_TYPE_WRITE_PAGE));
-  k->modes = ADW_VIEW_STACK (find_widget (k->window, ADW_TYPE_VIEW_STACK));
-  k->history = find_widget (k->window, ATELIER_TYPE_HISTORY_PANEL);
+  k->page = ATELIER_WRITE_PAGE (at_ui_find_type (k->window, ATELIER_TYPE_WRITE_PAGE));
+  k->modes = ADW_VIEW_STACK (at_ui_find_type (k->window, ADW_TYPE_VIEW_STACK));
+  k->history = at_ui_find_type (k->window, ATELIER_TYPE_HISTORY_PANEL);
   buffer = atelier_write_page_get_buffer (k->page);
-  k->editor = find_editor (GTK_WIDGET (k->page), buffer);
+  k->editor = at_ui_find_editor (GTK_WIDGET (k->page), buffer);
   g_assert_nonnull (k->editor);
   g_assert_nonnull (k->history);
   g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
   quit = G_SIMPLE_ACTION (g_action_map_lookup_action (G_ACTION_MAP (gapp), "quit"));
   g_signal_connect_after (quit, "activate", G_CALLBACK (quit_cb), k);
-  g_assert_true (wait_for (mapped, k->window, 30));
+  g_assert_true (at_ui_wait_for (mapped, k->window, 30));
   /* The window opens on the first mode; the editor must be on screen to take the focus. */
   g_assert_true (gtk_widget_activate_action (k->window, "win.mode", "s", "write"));
   surface = gtk_native_get_surface (GTK_NATIVE (k->window));
@@ -568,7 +507,7 @@ keys_activate_cb (GApplication *gapp, gpointer data)
   g_assert_true (gtk_widget_grab_focus (GTK_WIDGET (k->editor)));
   type ("draft");
   k->expect = "draft";
-  g_assert_true (wait_for (buffer_is, k, 20));
+  g_assert_true (at_ui_wait_for (buffer_is, k, 20));
 
   press_expect (k, "ctrl+m", models_dialog_shown, NULL, "the model manager opens");
   close_toplevel (k, ATELIER_TYPE_MODELS_DIALOG);
@@ -592,7 +531,7 @@ write_keys_activate_cb (GApplication *gapp, gpointer data)
   g_assert_true (gtk_widget_grab_focus (GTK_WIDGET (k->editor)));
   type ("draft");
   k->expect = "draft";
-  g_assert_true (wait_for (buffer_is, k, 20));
+  g_assert_true (at_ui_wait_for (buffer_is, k, 20));
   k->expect = "";
   press_expect (k, "ctrl+n", buffer_is, k, "a new, empty document");
   type ("draft");
@@ -680,18 +619,18 @@ assistant_keys_activate_cb (GApplication *gapp, gpointer data)
   g_mutex_init (&b.lock);
   g_cond_init (&b.cond);
   atelier_job_queue_push (atelier_application_get_jobs (k->app), blocker);
-  g_assert_true (wait_for (job_running, blocker, 20));
+  g_assert_true (at_ui_wait_for (job_running, blocker, 20));
   press_expect (k, "ctrl+Return", job_started, k, "Continue queues a job");
   job = atelier_write_page_get_job (k->page);
   g_assert_cmpint (atelier_job_get_state (job), ==, ATELIER_JOB_QUEUED);
   g_assert_false (gtk_text_view_get_editable (k->editor));
   press_expect (k, "Escape", job_stopped, k->page, "Stop cancels the waiting job");
   blocker_release (&b);
-  g_assert_true (wait_for (job_finished, blocker, 20));
+  g_assert_true (at_ui_wait_for (job_finished, blocker, 20));
   g_assert_false (atelier_write_page_has_proposal (k->page));
   g_assert_true (gtk_text_view_get_editable (k->editor));
   /* Stopped on purpose: said in the status line, and no toast about a failure. */
-  g_assert_nonnull (find_label (k->window, "Stopped before any text came.", NULL));
+  g_assert_nonnull (at_ui_find_label (k->window, "Stopped before any text came.", NULL));
   k->expect = "The assistant stopped";
   g_assert_null (find_toast (k));
 
@@ -699,7 +638,7 @@ assistant_keys_activate_cb (GApplication *gapp, gpointer data)
   k->old_job = g_object_ref (job);
   press_expect (k, "ctrl+Return", job_started, k, "Continue starts a job");
   job = atelier_write_page_get_job (k->page);
-  g_assert_true (wait_for (job_finished, job, 120));
+  g_assert_true (at_ui_wait_for (job_finished, job, 120));
   if (atelier_job_get_error (job) != NULL)
     g_error ("Continue failed: %s", atelier_job_get_error (job)->message);
   g_assert_cmpint (atelier_job_get_state (job), ==, ATELIER_JOB_DONE);
@@ -711,7 +650,7 @@ assistant_keys_activate_cb (GApplication *gapp, gpointer data)
   g_assert_false (atelier_write_page_has_proposal (k->page));
   g_clear_object (&k->old_job);
   blocker_release (&b);
-  g_assert_true (wait_for (job_finished, blocker, 20));
+  g_assert_true (at_ui_wait_for (job_finished, blocker, 20));
   g_mutex_clear (&b.lock);
   g_cond_clear (&b.cond);
   k->ran = TRUE;
@@ -731,22 +670,13 @@ run_app (GCallback activate, gpointer data)
   g_assert_cmpint (g_application_run (G_APPLICATION (app), 1, argv), ==, 0);
 }
 
-static gboolean
-have_display (void)
-{
-  if (g_getenv ("DISPLAY") != NULL || g_getenv ("WAYLAND_DISPLAY") != NULL)
-    return TRUE;
-  g_test_skip ("no display (the suite runs under xvfb-run in tools/test.sh)");
-  return FALSE;
-}
-
 /* xdotool and an X display (XTest): FALSE after g_test_skip(). */
 static gboolean
 have_xdotool (void)
 {
   g_autofree char *path = g_find_program_in_path ("xdotool");
 
-  if (!have_display ())
+  if (!at_ui_have_display ())
     return FALSE;
   if (g_getenv ("DISPLAY") == NULL)
     {
@@ -781,7 +711,7 @@ test_listed (void)
 {
   gboolean ran = FALSE;
 
-  if (!have_display ())
+  if (!at_ui_have_display ())
     return;
   run_app (G_CALLBACK (listed_activate_cb), &ran);
   g_assert_true (ran);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "at-test-util.h"
+#include "at-ui-test-util.h"
 #include "atelier-application.h"
 #include "atelier-models-dialog.h"
 #include "atelier-settings.h"
@@ -25,59 +26,6 @@
 static const char *document = "Once upon a time, in a small village by the sea,";
 
 /* -- finding what the user sees -- */
-
-static GtkWidget *
-find_widget (GtkWidget *w, GType type)
-{
-  if (G_TYPE_CHECK_INSTANCE_TYPE (w, type))
-    return w;
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL;
-       c = gtk_widget_get_next_sibling (c))
-    {
-      GtkWidget *found = find_widget (c, type);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
-/* The first label under `w` whose text starts with `prefix`, leaving out what is under `skip`. */
-static GtkLabel *
-find_label (GtkWidget *w, const char *prefix, GtkWidget *skip)
-{
-  if (w == skip)
-    return NULL;
-  if (GTK_IS_LABEL (w) && g_str_has_prefix (gtk_label_get_text (GTK_LABEL (w)), prefix))
-    return GTK_LABEL (w);
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL;
-       c = gtk_widget_get_next_sibling (c))
-    {
-      GtkLabel *found = find_label (c, prefix, skip);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
-/* The button bound to `action` ("write.continue"), as the sidebar shows it. */
-static GtkWidget *
-find_action_button (GtkWidget *w, const char *action)
-{
-  if (GTK_IS_BUTTON (w)
-      && g_strcmp0 (gtk_actionable_get_action_name (GTK_ACTIONABLE (w)), action) == 0)
-    return w;
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL;
-       c = gtk_widget_get_next_sibling (c))
-    {
-      GtkWidget *found = find_action_button (c, action);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
 
 static GtkWidget *
 find_button_labelled (GtkWidget *w, const char *label)
@@ -93,17 +41,6 @@ find_button_labelled (GtkWidget *w, const char *label)
         return found;
     }
   return NULL;
-}
-
-/* A toast on screen whose text starts with `prefix`: a label inside the toast overlay but not
- * inside its content. */
-static GtkLabel *
-find_toast (GtkWidget *window, const char *prefix)
-{
-  GtkWidget *overlay = find_widget (window, ADW_TYPE_TOAST_OVERLAY);
-
-  g_assert_nonnull (overlay);
-  return find_label (overlay, prefix, adw_toast_overlay_get_child (ADW_TOAST_OVERLAY (overlay)));
 }
 
 /* The toast's own widget: the overlay's child that holds `label`. */
@@ -132,61 +69,10 @@ close_toast (GtkLabel *label)
   g_signal_emit_by_name (close, "clicked");
 }
 
-/* The editor: the text view showing the document's buffer. */
-static GtkTextView *
-find_editor (GtkWidget *w, GtkTextBuffer *buffer)
-{
-  if (GTK_IS_TEXT_VIEW (w) && gtk_text_view_get_buffer (GTK_TEXT_VIEW (w)) == buffer)
-    return GTK_TEXT_VIEW (w);
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL;
-       c = gtk_widget_get_next_sibling (c))
-    {
-      GtkTextView *found = find_editor (c, buffer);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
-typedef gboolean (*Condition) (gpointer data);
-
-/* Turns the main loop until `cond` holds, at most `seconds`. */
-static gboolean
-wait_for (Condition cond, gpointer data, int seconds)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) seconds * G_USEC_PER_SEC;
-
-  while (!cond (data) && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, FALSE) || (g_usleep (1000), TRUE);
-  return cond (data);
-}
-
-static gboolean
-store_open (gpointer app)
-{
-  return atelier_application_get_store (app) != NULL
-         || atelier_application_get_store_error (app) != NULL;
-}
-
 static gboolean
 device_looked_up (gpointer window)
 {
-  return find_label (window, "Looking", NULL) == NULL;
-}
-
-static gboolean
-job_done (gpointer page)
-{
-  AtelierJob *job = atelier_write_page_get_job (page);
-
-  return job != NULL && atelier_job_is_finished (job);
-}
-
-static gboolean
-drawn (gpointer window)
-{
-  return gtk_widget_get_mapped (window) && gtk_widget_get_width (window) > 0;
+  return at_ui_find_label (window, "Looking", NULL) == NULL;
 }
 
 typedef struct
@@ -199,7 +85,7 @@ static gboolean
 toast_shown (gpointer data)
 {
   ToastWait *t = data;
-  GtkLabel *label = find_toast (t->window, t->prefix);
+  GtkLabel *label = at_ui_find_toast (t->window, t->prefix);
 
   return label != NULL && gtk_widget_is_visible (GTK_WIDGET (label));
 }
@@ -209,7 +95,7 @@ toast_gone (gpointer data)
 {
   ToastWait *t = data;
 
-  return find_toast (t->window, t->prefix) == NULL;
+  return at_ui_find_toast (t->window, t->prefix) == NULL;
 }
 
 static gboolean
@@ -251,14 +137,14 @@ assert_toast (GtkWidget *window, const char *prefix, const char *button)
   ToastWait t = { window, prefix };
   GtkLabel *label;
 
-  if (!wait_for (toast_shown, &t, 20))
+  if (!at_ui_wait_for (toast_shown, &t, 20))
     g_error ("no toast starting \"%s\" appeared", prefix);
-  label = find_toast (window, prefix);
+  label = at_ui_find_toast (window, prefix);
   g_test_message ("toast: %s", gtk_label_get_text (label));
   if (button != NULL)
     g_assert_nonnull (find_button_labelled (toast_of (label), button));
   close_toast (label);
-  g_assert_true (wait_for (toast_gone, &t, 20));
+  g_assert_true (at_ui_wait_for (toast_gone, &t, 20));
 }
 
 /* The page is free again: the editor takes typing, Continue is sensitive, Stop is not. */
@@ -266,9 +152,9 @@ static void
 assert_usable (AtelierWritePage *page)
 {
   GtkTextBuffer *buffer = atelier_write_page_get_buffer (page);
-  GtkTextView *editor = find_editor (GTK_WIDGET (page), buffer);
-  GtkWidget *cont = find_action_button (GTK_WIDGET (page), "write.continue");
-  GtkWidget *stop = find_action_button (GTK_WIDGET (page), "write.stop");
+  GtkTextView *editor = at_ui_find_editor (GTK_WIDGET (page), buffer);
+  GtkWidget *cont = at_ui_find_action_button (GTK_WIDGET (page), "write.continue");
+  GtkWidget *stop = at_ui_find_action_button (GTK_WIDGET (page), "write.stop");
   int before = gtk_text_buffer_get_char_count (buffer);
   GtkTextIter a, b;
 
@@ -304,10 +190,10 @@ continue_fails (GtkWidget *window, AtelierWritePage *page, const char *model,
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.continue", NULL));
   job = atelier_write_page_get_job (page);
   g_assert_nonnull (job);
-  g_assert_true (wait_for (job_done, page, 60));
+  g_assert_true (at_ui_wait_for (at_ui_job_done, page, 60));
   g_assert_cmpint (atelier_job_get_state (job), ==, ATELIER_JOB_FAILED);
   g_assert_false (atelier_write_page_has_proposal (page));
-  status = find_label (GTK_WIDGET (page), STOPPED, NULL);
+  status = at_ui_find_label (GTK_WIDGET (page), STOPPED, NULL);
   if (status == NULL)
     g_error ("the job failed (%s) but no status line starts \"%s\"",
              atelier_job_get_error (job)->message, STOPPED);
@@ -341,7 +227,7 @@ typedef void (*Case) (AtelierApplication *app, GtkWidget *window, AtelierWritePa
 static void
 case_no_device (AtelierApplication *app, GtkWidget *window, AtelierWritePage *page)
 {
-  AdwViewStack *modes = ADW_VIEW_STACK (find_widget (window, ADW_TYPE_VIEW_STACK));
+  AdwViewStack *modes = ADW_VIEW_STACK (at_ui_find_type (window, ADW_TYPE_VIEW_STACK));
   GtkLabel *gpu, *banner_label;
   GtkWidget *device_label, *banner;
   const char *text;
@@ -349,17 +235,17 @@ case_no_device (AtelierApplication *app, GtkWidget *window, AtelierWritePage *pa
 
   /* Both lookups end, in either order: the device (a worker thread) and the history. The
    * banner must still be about the device once the history has opened. */
-  g_assert_true (wait_for (device_looked_up, window, 60));
-  g_assert_true (wait_for (store_open, app, 60));
-  g_assert_true (wait_for (drawn, window, 30));
+  g_assert_true (at_ui_wait_for (device_looked_up, window, 60));
+  g_assert_true (at_ui_wait_for (at_ui_store_open, app, 60));
+  g_assert_true (at_ui_wait_for (at_ui_drawn, window, 30));
 
-  gpu = find_label (window, "GPU:", NULL);
+  gpu = at_ui_find_label (window, "GPU:", NULL);
   g_assert_nonnull (gpu);
   device_label = gtk_widget_get_next_sibling (GTK_WIDGET (gpu));
   g_assert_true (GTK_IS_LABEL (device_label));
   g_assert_cmpstr (gtk_label_get_text (GTK_LABEL (device_label)), ==, "None");
 
-  banner_label = find_label (window, "No Vulkan device", NULL);
+  banner_label = at_ui_find_label (window, "No Vulkan device", NULL);
   if (banner_label == NULL)
     g_error (
         "no label starts \"No Vulkan device\" once the device lookup failed and the history opened "
@@ -391,13 +277,13 @@ case_no_device (AtelierApplication *app, GtkWidget *window, AtelierWritePage *pa
 static void
 case_no_model (AtelierApplication *app, GtkWidget *window, AtelierWritePage *page)
 {
-  GtkDropDown *models = GTK_DROP_DOWN (find_widget (GTK_WIDGET (page), GTK_TYPE_DROP_DOWN));
+  GtkDropDown *models = GTK_DROP_DOWN (at_ui_find_type (GTK_WIDGET (page), GTK_TYPE_DROP_DOWN));
   ToastWait t = { window, "Choose a language model first" };
   GtkLabel *label;
   GtkWidget *button;
 
-  g_assert_true (wait_for (store_open, app, 60));
-  g_assert_true (wait_for (drawn, window, 30));
+  g_assert_true (at_ui_wait_for (at_ui_store_open, app, 60));
+  g_assert_true (at_ui_wait_for (at_ui_drawn, window, 30));
   g_assert_nonnull (models);
   g_assert_cmpuint (g_list_model_get_n_items (gtk_drop_down_get_model (models)), ==, 0);
   put_document (page);
@@ -407,9 +293,9 @@ case_no_model (AtelierApplication *app, GtkWidget *window, AtelierWritePage *pag
   g_assert_null (atelier_write_page_get_job (page));
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (atelier_application_get_jobs (app))),
                     ==, 0);
-  if (!wait_for (toast_shown, &t, 20))
+  if (!at_ui_wait_for (toast_shown, &t, 20))
     g_error ("no toast starting \"%s\" after Continue with no model", t.prefix);
-  label = find_toast (window, t.prefix);
+  label = at_ui_find_toast (window, t.prefix);
   g_test_message ("toast: %s", gtk_label_get_text (label));
   /* What to do: its button opens the model manager. */
   g_assert_nonnull (strstr (gtk_label_get_text (label), "model manager"));
@@ -417,7 +303,7 @@ case_no_model (AtelierApplication *app, GtkWidget *window, AtelierWritePage *pag
   g_assert_nonnull (button);
   g_assert_false (models_dialog_shown (NULL));
   g_signal_emit_by_name (button, "clicked");
-  g_assert_true (wait_for (models_dialog_shown, NULL, 20));
+  g_assert_true (at_ui_wait_for (models_dialog_shown, NULL, 20));
   close_models_dialogs ();
   assert_usable (page);
 }
@@ -453,8 +339,8 @@ case_bad_models (AtelierApplication *app, GtkWidget *window, AtelierWritePage *p
   g_assert_no_error (error);
   at_test_write_file (cut_chat, chat_bytes, 1000);
 
-  g_assert_true (wait_for (store_open, app, 60));
-  g_assert_true (wait_for (drawn, window, 30));
+  g_assert_true (at_ui_wait_for (at_ui_store_open, app, 60));
+  g_assert_true (at_ui_wait_for (at_ui_drawn, window, 30));
   put_document (page);
   g_free (continue_fails (window, page, bad, bad_says));
   g_free (continue_fails (window, page, cut, cut_says));
@@ -465,13 +351,13 @@ case_bad_models (AtelierApplication *app, GtkWidget *window, AtelierWritePage *p
   atelier_write_page_set_model (page, good);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.continue", NULL));
   job = atelier_write_page_get_job (page);
-  g_assert_true (wait_for (job_done, page, 120));
+  g_assert_true (at_ui_wait_for (at_ui_job_done, page, 120));
   if (atelier_job_get_error (job) != NULL)
     g_error ("the good model failed after the bad ones: %s", atelier_job_get_error (job)->message);
   g_assert_cmpint (atelier_job_get_state (job), ==, ATELIER_JOB_DONE);
   g_assert_true (atelier_write_page_has_proposal (page));
-  g_assert_null (find_label (GTK_WIDGET (page), STOPPED, NULL));
-  g_assert_nonnull (find_label (GTK_WIDGET (page), "Accept the proposal", NULL));
+  g_assert_null (at_ui_find_label (GTK_WIDGET (page), STOPPED, NULL));
+  g_assert_nonnull (at_ui_find_label (GTK_WIDGET (page), "Accept the proposal", NULL));
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.accept", NULL));
   gtk_text_buffer_get_bounds (atelier_write_page_get_buffer (page), &a, &b);
   after = gtk_text_buffer_get_text (atelier_write_page_get_buffer (page), &a, &b, FALSE);
@@ -496,7 +382,7 @@ activate_cb (GApplication *gapp, gpointer data)
    * frees a toast that is closed while it still slides in, and its show animation's "done"
    * handler then unrefs through the freed memory (a crash under MALLOC_PERTURB_). */
   g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
-  page = ATELIER_WRITE_PAGE (find_widget (window, ATELIER_TYPE_WRITE_PAGE));
+  page = ATELIER_WRITE_PAGE (at_ui_find_type (window, ATELIER_TYPE_WRITE_PAGE));
   g_assert_true (gtk_widget_activate_action (window, "win.mode", "s", "write"));
   run (ATELIER_APPLICATION (gapp), window, page);
   case_ran = TRUE;
@@ -528,15 +414,6 @@ run_case (Case run, const char *device)
   g_assert_cmpint (g_application_run (G_APPLICATION (app), 1, argv), ==, 0);
   /* The case ran to its end, not just the application. */
   g_assert_true (case_ran);
-}
-
-static gboolean
-have_display (void)
-{
-  if (g_getenv ("DISPLAY") != NULL || g_getenv ("WAYLAND_DISPLAY") != NULL)
-    return TRUE;
-  g_test_skip ("no display (the suite runs under xvfb-run in tools/test.sh)");
-  return FALSE;
 }
 
 /* In the parent: the tiny chat model (a byte-level tokenizer and a chat template), made once
@@ -571,7 +448,7 @@ test_no_device (void)
     }
   /* The child's ATELIER_DEVICE names none of the devices there are; with no Vulkan at all the
    * messages would say something else (at_test_device fails under ATELIER_REQUIRE_VULKAN=1). */
-  if (!have_display () || !have_chat_model () || at_test_device () == NULL)
+  if (!at_ui_have_display () || !have_chat_model () || at_test_device () == NULL)
     return;
   in_child ();
 }
@@ -584,7 +461,7 @@ test_no_model (void)
       run_case (case_no_model, NULL);
       return;
     }
-  if (!have_display ())
+  if (!at_ui_have_display ())
     return;
   in_child ();
 }
@@ -597,7 +474,7 @@ test_bad_models (void)
       run_case (case_bad_models, NULL);
       return;
     }
-  if (!have_display () || !have_chat_model ())
+  if (!at_ui_have_display () || !have_chat_model ())
     return;
   /* The good model must run at the end: no device here is a skip, not a pass. */
   if (at_test_device () == NULL)

@@ -4,37 +4,13 @@
 #include <adwaita.h>
 
 #include "atelier-application.h"
+#include "at-ui-test-util.h"
 #include "atelier-window.h"
-
-static gboolean
-find_label_with_text (GtkWidget *w, const char *prefix)
-{
-  if (GTK_IS_LABEL (w) && g_str_has_prefix (gtk_label_get_text (GTK_LABEL (w)), prefix))
-    return TRUE;
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
-    if (find_label_with_text (c, prefix))
-      return TRUE;
-  return FALSE;
-}
-
-static AdwViewStack *
-find_stack (GtkWidget *w)
-{
-  if (ADW_IS_VIEW_STACK (w))
-    return ADW_VIEW_STACK (w);
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
-    {
-      AdwViewStack *s = find_stack (c);
-      if (s != NULL)
-        return s;
-    }
-  return NULL;
-}
 
 static gboolean
 device_shown (GtkWidget *window)
 {
-  return !find_label_with_text (window, "Looking");
+  return at_ui_find_label (window, "Looking", NULL) == NULL;
 }
 
 static void
@@ -47,7 +23,7 @@ activate_cb (GApplication *app, gpointer data)
   window = gtk_application_get_active_window (GTK_APPLICATION (app));
   g_assert_nonnull (window);
   g_assert_true (ATELIER_IS_WINDOW (window));
-  stack = find_stack (GTK_WIDGET (window));
+  stack = ADW_VIEW_STACK (at_ui_find_type (GTK_WIDGET (window), ADW_TYPE_VIEW_STACK));
   g_assert_nonnull (stack);
   g_assert_nonnull (adw_view_stack_get_child_by_name (stack, "image"));
   g_assert_nonnull (adw_view_stack_get_child_by_name (stack, "write"));
@@ -68,11 +44,8 @@ test_window_opens (void)
   g_autoptr (AtelierApplication) app = NULL;
   char *argv[] = { (char *) "atelier", NULL };
 
-  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
-    {
-      g_test_skip ("no display (the suite runs under xvfb-run in tools/test.sh)");
-      return;
-    }
+  if (!at_ui_have_display ())
+    return;
   app = atelier_application_new ();
   g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
   g_signal_connect_after (app, "activate", G_CALLBACK (activate_cb), NULL);

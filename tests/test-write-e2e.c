@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "at-test-util.h"
+#include "at-ui-test-util.h"
 #include "atelier-application.h"
 #include "atelier-history-panel.h"
 #include "atelier-settings.h"
@@ -20,48 +21,6 @@
 
 static const char *model_path;
 static const char *document = "Once upon a time, in a small village by the sea,";
-
-static GtkWidget *
-find_widget (GtkWidget *w, GType type)
-{
-  if (G_TYPE_CHECK_INSTANCE_TYPE (w, type))
-    return w;
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
-    {
-      GtkWidget *found = find_widget (c, type);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
-typedef gboolean (*Condition) (gpointer data);
-
-/* Turns the main loop until `cond` holds; the loop keeps running jobs' callbacks meanwhile. */
-static gboolean
-wait_for (Condition cond, gpointer data, int seconds)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) seconds * G_USEC_PER_SEC;
-
-  while (!cond (data) && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, FALSE) || (g_usleep (1000), TRUE);
-  return cond (data);
-}
-
-static gboolean
-store_open (gpointer app)
-{
-  return atelier_application_get_store (app) != NULL || atelier_application_get_store_error (app) != NULL;
-}
-
-static gboolean
-job_done (gpointer page)
-{
-  AtelierJob *job = atelier_write_page_get_job (page);
-
-  return job != NULL && atelier_job_is_finished (job);
-}
 
 static gboolean
 recorded (gpointer page)
@@ -73,21 +32,6 @@ static gboolean
 history_shows_two (gpointer panel)
 {
   return atelier_history_panel_is_idle (panel) && atelier_history_panel_get_n_rows (panel) >= 2;
-}
-
-static GtkEditable *
-find_entry (GtkWidget *w, const char *placeholder)
-{
-  if (GTK_IS_ENTRY (w) && g_strcmp0 (gtk_entry_get_placeholder_text (GTK_ENTRY (w)), placeholder) == 0)
-    return GTK_EDITABLE (w);
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
-    {
-      GtkEditable *found = find_entry (c, placeholder);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
 }
 
 static gint64 recorded_before;
@@ -103,13 +47,13 @@ recorded_again (gpointer page)
 static AtelierItem *
 ask (AtelierWritePage *page, AtelierStore *store, const char *question, char **answer)
 {
-  GtkEditable *entry = find_entry (GTK_WIDGET (page), "Ask about the document…");
+  GtkEditable *entry = at_ui_find_entry (GTK_WIDGET (page), "Ask about the document…");
   AtelierJob *job;
 
   g_assert_nonnull (entry);
   gtk_editable_set_text (entry, question);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.ask", NULL));
-  g_assert_true (wait_for (job_done, page, 240));
+  g_assert_true (at_ui_wait_for (at_ui_job_done, page, 240));
   job = atelier_write_page_get_job (page);
   if (atelier_job_get_error (job) != NULL)
     g_error ("the question failed: %s", atelier_job_get_error (job)->message);
@@ -118,7 +62,7 @@ ask (AtelierWritePage *page, AtelierStore *store, const char *question, char **a
   g_assert_cmpstr (gtk_editable_get_text (entry), ==, "");
   recorded_before = atelier_write_page_get_last_recorded (page);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.discard", NULL));
-  g_assert_true (wait_for (recorded_again, page, 60));
+  g_assert_true (at_ui_wait_for (recorded_again, page, 60));
   return atelier_store_get (store, atelier_write_page_get_last_recorded (page), NULL);
 }
 
@@ -151,17 +95,11 @@ param_int (const AtelierItem *item, const char *name)
   return json_object_get_int_member_with_default (json_node_get_object (params), name, -1);
 }
 
-static gboolean
-drawn (gpointer window)
-{
-  return gtk_widget_get_mapped (window) && gtk_widget_get_width (window) > 0;
-}
-
 /* Mapped, then a few frames, so what changed last is laid out and drawn. */
 static void
 settle (GtkWidget *window)
 {
-  g_assert_true (wait_for (drawn, window, 30));
+  g_assert_true (at_ui_wait_for (at_ui_drawn, window, 30));
   for (int i = 0; i < 20; i++)
     {
       g_main_context_iteration (NULL, FALSE);
@@ -198,8 +136,8 @@ activate_cb (GApplication *gapp, gpointer data)
 {
   AtelierApplication *app = ATELIER_APPLICATION (gapp);
   GtkWidget *window = GTK_WIDGET (gtk_application_get_active_window (GTK_APPLICATION (app)));
-  AtelierWritePage *page = ATELIER_WRITE_PAGE (find_widget (window, ATELIER_TYPE_WRITE_PAGE));
-  AtelierHistoryPanel *panel = ATELIER_HISTORY_PANEL (find_widget (window, ATELIER_TYPE_HISTORY_PANEL));
+  AtelierWritePage *page = ATELIER_WRITE_PAGE (at_ui_find_type (window, ATELIER_TYPE_WRITE_PAGE));
+  AtelierHistoryPanel *panel = ATELIER_HISTORY_PANEL (at_ui_find_type (window, ATELIER_TYPE_HISTORY_PANEL));
   GtkTextBuffer *buffer = atelier_write_page_get_buffer (page);
   AtelierStore *store;
   AtelierJob *job;
@@ -209,7 +147,7 @@ activate_cb (GApplication *gapp, gpointer data)
   g_autoptr (JsonNode) params = NULL;
   const char *streamed;
 
-  g_assert_true (wait_for (store_open, app, 60));
+  g_assert_true (at_ui_wait_for (at_ui_store_open, app, 60));
   store = atelier_application_get_store (app);
   g_assert_nonnull (store);
 
@@ -228,7 +166,7 @@ activate_cb (GApplication *gapp, gpointer data)
   job = atelier_write_page_get_job (page);
   g_assert_nonnull (job);
   g_assert_false (atelier_job_is_finished (job));
-  g_assert_true (wait_for (job_done, page, 240));
+  g_assert_true (at_ui_wait_for (at_ui_job_done, page, 240));
   if (atelier_job_get_error (job) != NULL)
     g_error ("the job failed: %s", atelier_job_get_error (job)->message);
   g_assert_cmpint (atelier_job_get_state (job), ==, ATELIER_JOB_DONE);
@@ -253,7 +191,7 @@ activate_cb (GApplication *gapp, gpointer data)
   gtk_text_buffer_redo (buffer);
 
   /* The history: the accepted proposal, a child of the document state it came from. */
-  g_assert_true (wait_for (recorded, page, 60));
+  g_assert_true (at_ui_wait_for (recorded, page, 60));
   item = atelier_store_get (store, atelier_write_page_get_last_recorded (page), NULL);
   g_assert_nonnull (item);
   g_assert_cmpint (item->kind, ==, ATELIER_ITEM_TEXT);
@@ -265,7 +203,7 @@ activate_cb (GApplication *gapp, gpointer data)
   parent = atelier_store_get (store, item->parent_id, NULL);
   g_assert_nonnull (parent);
   g_assert_true (g_str_has_prefix (parent->preview, "Once upon a time"));
-  g_assert_true (wait_for (history_shows_two, panel, 30));
+  g_assert_true (at_ui_wait_for (history_shows_two, panel, 30));
 
   save_screenshot (window, "write-e2e-accepted.png");
 
@@ -315,11 +253,8 @@ test_write_continue_accept (void)
   g_autoptr (AtelierApplication) app = NULL;
   char *argv[] = { (char *) "atelier", NULL };
 
-  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
-    {
-      g_test_skip ("no display (the suite runs under xvfb-run in tools/test.sh)");
-      return;
-    }
+  if (!at_ui_have_display ())
+    return;
   if (at_test_device () == NULL)
     return;
   if (!g_file_test (gguf, G_FILE_TEST_EXISTS) && !at_test_run_ref_tool ("tiny_llm.py", args))
