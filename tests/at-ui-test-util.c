@@ -1,6 +1,8 @@
 /* at-ui-test-util.c: see the header. */
 #include "at-ui-test-util.h"
 
+#include "at-test-util.h"
+
 GtkWidget *
 at_ui_find (GtkWidget *root, AtUiMatch match, gconstpointer data, GtkWidget *skip)
 {
@@ -117,6 +119,18 @@ gboolean
 at_ui_drawn (gpointer window)
 {
   return gtk_widget_get_mapped (window) && gtk_widget_get_width (window) > 0;
+}
+
+char *
+at_ui_tiny_llm (const char *name)
+{
+  const char *tmp = at_test_tmpdir ();
+  const char *args[] = { tmp, NULL };
+  g_autofree char *path = g_build_filename (tmp, name, NULL);
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS) && !at_test_run_ref_tool ("tiny_llm.py", args))
+    return NULL;
+  return g_steal_pointer (&path);
 }
 
 gboolean

@@ -41,6 +41,10 @@ gboolean at_ui_store_open (gpointer app);
 gboolean at_ui_job_done (gpointer page);
 gboolean at_ui_drawn (gpointer window);
 
+/* tools/ref/tiny_llm.py's model file `name` ("llama_chat.gguf"), the models made once in the
+ * test's temporary folder; NULL after g_test_skip() (no python3-torch). */
+char *at_ui_tiny_llm (const char *name);
+
 /* TRUE with a display; FALSE after g_test_skip() without one. */
 gboolean at_ui_have_display (void);
 

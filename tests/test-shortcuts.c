@@ -695,11 +695,9 @@ have_xdotool (void)
 static gboolean
 have_chat_model (void)
 {
-  const char *tmp = at_test_tmpdir ();
-  const char *args[] = { tmp, NULL };
-  g_autofree char *gguf = g_build_filename (tmp, "llama_chat.gguf", NULL);
+  g_autofree char *gguf = at_ui_tiny_llm ("llama_chat.gguf");
 
-  if (!g_file_test (gguf, G_FILE_TEST_EXISTS) && !at_test_run_ref_tool ("tiny_llm.py", args))
+  if (gguf == NULL)
     return FALSE;
   g_free (chat_model);
   chat_model = g_steal_pointer (&gguf);

@@ -421,11 +421,9 @@ run_case (Case run, const char *device)
 static gboolean
 have_chat_model (void)
 {
-  const char *tmp = at_test_tmpdir ();
-  const char *args[] = { tmp, NULL };
-  g_autofree char *gguf = g_build_filename (tmp, "llama_chat.gguf", NULL);
+  g_autofree char *gguf = at_ui_tiny_llm ("llama_chat.gguf");
 
-  if (!g_file_test (gguf, G_FILE_TEST_EXISTS) && !at_test_run_ref_tool ("tiny_llm.py", args))
+  if (gguf == NULL)
     return FALSE;
   g_setenv ("ATELIER_TEST_LLAMA_CHAT", gguf, TRUE);
   return TRUE;

@@ -245,11 +245,8 @@ activate_cb (GApplication *gapp, gpointer data)
 static void
 test_write_continue_accept (void)
 {
-  const char *tmp = at_test_tmpdir ();
-  const char *args[] = { tmp, NULL };
-  /* The chat model with a 1,024-token window: the questions' recipe needs more than 128. */
-  g_autofree char *gguf = g_build_filename (tmp, "llama_chat_1k.gguf", NULL);
-  g_autofree char *data = g_build_filename (tmp, "history", NULL);
+  g_autofree char *gguf = NULL;
+  g_autofree char *data = g_build_filename (at_test_tmpdir (), "history", NULL);
   g_autoptr (AtelierApplication) app = NULL;
   char *argv[] = { (char *) "atelier", NULL };
 
@@ -257,7 +254,8 @@ test_write_continue_accept (void)
     return;
   if (at_test_device () == NULL)
     return;
-  if (!g_file_test (gguf, G_FILE_TEST_EXISTS) && !at_test_run_ref_tool ("tiny_llm.py", args))
+  /* The chat model with a 1,024-token window: the questions' recipe needs more than 128. */
+  if ((gguf = at_ui_tiny_llm ("llama_chat_1k.gguf")) == NULL)
     return;
   model_path = gguf;
   g_setenv ("ATELIER_DATA_DIR", data, TRUE);
