@@ -1,6 +1,6 @@
 /* test-window.c: the real application class under Xvfb: one window with the three modes, the
- * device lookup finishing off the main thread, and the main loop staying responsive while it
- * runs. */
+ * prompt bar following the mode, the device lookup finishing off the main thread, and the main
+ * loop staying responsive while it runs. */
 #include <adwaita.h>
 
 #include "atelier-application.h"
@@ -30,6 +30,25 @@ activate_cb (GApplication *app, gpointer data)
   g_assert_nonnull (adw_view_stack_get_child_by_name (stack, "music"));
   adw_view_stack_set_visible_child_name (stack, "write");
   g_assert_cmpstr (adw_view_stack_get_visible_child_name (stack), ==, "write");
+
+  /* The prompt bar follows the mode: Write asks the assistant; Image and Music say what they
+   * will take and take nothing yet. Each mode keeps its own text. */
+  {
+    GtkEditable *prompt = at_ui_find_entry (GTK_WIDGET (window), "Ask the assistant about the document…");
+
+    g_assert_nonnull (prompt);
+    g_assert_true (gtk_widget_is_sensitive (GTK_WIDGET (prompt)));
+    gtk_editable_set_text (prompt, "Who tells the story?");
+    adw_view_stack_set_visible_child_name (stack, "image");
+    g_assert_true (g_str_has_prefix (gtk_entry_get_placeholder_text (GTK_ENTRY (prompt)), "Describe an image"));
+    g_assert_false (gtk_widget_is_sensitive (GTK_WIDGET (prompt)));
+    g_assert_cmpstr (gtk_editable_get_text (prompt), ==, "");
+    adw_view_stack_set_visible_child_name (stack, "music");
+    g_assert_true (g_str_has_prefix (gtk_entry_get_placeholder_text (GTK_ENTRY (prompt)), "Describe a melody"));
+    adw_view_stack_set_visible_child_name (stack, "write");
+    g_assert_true (gtk_widget_is_sensitive (GTK_WIDGET (prompt)));
+    g_assert_cmpstr (gtk_editable_get_text (prompt), ==, "Who tells the story?");
+  }
 
   /* The device is looked up on a worker thread; the loop keeps turning meanwhile. */
   while (!device_shown (GTK_WIDGET (window)) && g_get_monotonic_time () < deadline)

@@ -37,29 +37,39 @@ history_shows_two (gpointer panel)
 static gint64 recorded_before;
 
 static gboolean
+prompt_is_second_question (gpointer entry)
+{
+  return g_strcmp0 (gtk_editable_get_text (entry), "And who lives there?") == 0;
+}
+
+static gboolean
 recorded_again (gpointer page)
 {
   return atelier_write_page_get_last_recorded (page) > recorded_before;
 }
 
-/* Asks `question` in the chat, waits for the answer, discards it (into the history), and returns
- * the history item the discarded answer became. */
+#define PROMPT_PLACEHOLDER "Ask the assistant about the document…"
+
+/* Asks `question` as a person does, typed into the window's prompt bar and sent with Enter;
+ * waits for the answer, discards it (into the history), and returns the history item the
+ * discarded answer became. */
 static AtelierItem *
-ask (AtelierWritePage *page, AtelierStore *store, const char *question, char **answer)
+ask (GtkWidget *window, AtelierWritePage *page, AtelierStore *store, const char *question, char **answer)
 {
-  GtkEditable *entry = at_ui_find_entry (GTK_WIDGET (page), "Ask about the document…");
+  GtkEditable *entry = at_ui_find_entry (window, PROMPT_PLACEHOLDER);
   AtelierJob *job;
 
   g_assert_nonnull (entry);
   gtk_editable_set_text (entry, question);
-  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.ask", NULL));
+  g_signal_emit_by_name (entry, "activate");
+  /* Sent: the question leaves the bar and the job runs. */
+  g_assert_cmpstr (gtk_editable_get_text (entry), ==, "");
+  g_assert_nonnull (atelier_write_page_get_job (page));
   g_assert_true (at_ui_wait_for (at_ui_job_done, page, 240));
   job = atelier_write_page_get_job (page);
   if (atelier_job_get_error (job) != NULL)
     g_error ("the question failed: %s", atelier_job_get_error (job)->message);
   *answer = g_strdup (atelier_job_get_text (job));
-  /* Answered: the entry is empty for the next question. */
-  g_assert_cmpstr (gtk_editable_get_text (entry), ==, "");
   recorded_before = atelier_write_page_get_last_recorded (page);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.discard", NULL));
   g_assert_true (at_ui_wait_for (recorded_again, page, 60));
@@ -146,6 +156,7 @@ activate_cb (GApplication *gapp, gpointer data)
   g_autoptr (AtelierItem) item = NULL, parent = NULL;
   g_autoptr (JsonNode) params = NULL;
   const char *streamed;
+  GtkEditable *prompt_entry;
 
   g_assert_true (at_ui_wait_for (at_ui_store_open, app, 60));
   store = atelier_application_get_store (app);
@@ -210,8 +221,8 @@ activate_cb (GApplication *gapp, gpointer data)
   /* The chat: a question, then a follow-up that carries the first turn. */
   {
     g_autofree char *first = NULL, *second = NULL;
-    g_autoptr (AtelierItem) q1 = ask (page, store, "Where does the story take place?", &first);
-    g_autoptr (AtelierItem) q2 = ask (page, store, "And who lives there?", &second);
+    g_autoptr (AtelierItem) q1 = ask (window, page, store, "Where does the story take place?", &first);
+    g_autoptr (AtelierItem) q2 = ask (window, page, store, "And who lives there?", &second);
     g_autoptr (JsonArray) t1 = asked_turns (q1);
     g_autoptr (JsonArray) t2 = asked_turns (q2);
 
@@ -234,8 +245,13 @@ activate_cb (GApplication *gapp, gpointer data)
     g_free (after);
     after = gtk_text_buffer_get_text (buffer, &a, &b, FALSE);
     g_assert_cmpstr (after, ==, proposal);
+    save_screenshot (window, "write-e2e-chat.png");
+
+    /* Choosing the second question in the history puts it back in the prompt bar. */
+    g_signal_emit_by_name (panel, "item-activated", q2->id);
+    prompt_entry = at_ui_find_entry (window, PROMPT_PLACEHOLDER);
+    g_assert_true (at_ui_wait_for (prompt_is_second_question, prompt_entry, 30));
   }
-  save_screenshot (window, "write-e2e-chat.png");
   /* The dark style, to look at: every colour the window sets must read on both. */
   adw_style_manager_set_color_scheme (adw_style_manager_get_default (), ADW_COLOR_SCHEME_FORCE_DARK);
   save_screenshot (window, "write-e2e-dark.png");

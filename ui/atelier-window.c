@@ -30,6 +30,10 @@ struct _AtelierWindow
   GtkRevealer *banner;
   GtkLabel *banner_label;
   GtkButton *banner_button;
+  GtkEntry *prompt_entry;
+  GtkButton *prompt_button;
+  GHashTable *prompts;  /* mode name -> the prompt bar's text while another mode is shown */
+  char *prompt_mode;    /* the mode the prompt bar's text belongs to */
   char *device_problem; /* the banner's text while there is no device; NULL: one was found */
 
   GCancellable *cancellable;
@@ -181,6 +185,65 @@ page_toast_cb (AtelierWritePage *page, const char *message, const char *label, c
                gpointer user_data)
 {
   atelier_window_toast (ATELIER_WINDOW (user_data), message, label, action);
+}
+
+/* -- the prompt bar -- */
+
+/* What the prompt bar asks in each mode; Image and Music say what they will take. */
+static void
+prompt_bar_for_mode (AtelierWindow *self)
+{
+  const char *mode = adw_view_stack_get_visible_child_name (self->modes);
+  gboolean write = g_strcmp0 (mode, "write") == 0;
+  const char *text;
+
+  if (mode == NULL)
+    return;
+  /* Each mode keeps its own prompt while another is shown. */
+  if (self->prompt_mode != NULL)
+    g_hash_table_replace (self->prompts, g_strdup (self->prompt_mode),
+                          g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->prompt_entry))));
+  g_free (self->prompt_mode);
+  self->prompt_mode = g_strdup (mode);
+  text = g_hash_table_lookup (self->prompts, mode);
+  gtk_editable_set_text (GTK_EDITABLE (self->prompt_entry), text != NULL ? text : "");
+
+  if (write)
+    gtk_entry_set_placeholder_text (self->prompt_entry, _("Ask the assistant about the document…"));
+  else if (g_strcmp0 (mode, "image") == 0)
+    gtk_entry_set_placeholder_text (self->prompt_entry, _("Describe an image (image generation arrives in a later version)"));
+  else
+    gtk_entry_set_placeholder_text (self->prompt_entry, _("Describe a melody (melodies arrive in a later version)"));
+  gtk_button_set_label (self->prompt_button, write ? _("_Ask") : _("_Generate"));
+  gtk_widget_set_sensitive (GTK_WIDGET (self->prompt_entry), write);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->prompt_button), write);
+}
+
+static void
+mode_changed_cb (GObject *stack, GParamSpec *pspec, gpointer user_data)
+{
+  prompt_bar_for_mode (ATELIER_WINDOW (user_data));
+}
+
+/* Enter or the button: the shown mode takes the prompt; sent, it leaves the bar. */
+static void
+prompt_send_cb (AtelierWindow *self)
+{
+  const char *mode = adw_view_stack_get_visible_child_name (self->modes);
+
+  if (g_strcmp0 (mode, "write") == 0
+      && atelier_write_page_ask (self->write_page, gtk_editable_get_text (GTK_EDITABLE (self->prompt_entry))))
+    gtk_editable_set_text (GTK_EDITABLE (self->prompt_entry), "");
+}
+
+/* A question reopened from the history comes back into the bar. */
+static void
+page_prompt_cb (AtelierWritePage *page, const char *text, gpointer user_data)
+{
+  AtelierWindow *self = user_data;
+
+  gtk_editable_set_text (GTK_EDITABLE (self->prompt_entry), text);
+  gtk_widget_grab_focus (GTK_WIDGET (self->prompt_entry));
 }
 
 /* -- the job queue -- */
@@ -358,6 +421,8 @@ atelier_window_finalize (GObject *object)
 {
   g_clear_object (&ATELIER_WINDOW (object)->cancellable);
   g_free (ATELIER_WINDOW (object)->device_problem);
+  g_free (ATELIER_WINDOW (object)->prompt_mode);
+  g_clear_pointer (&ATELIER_WINDOW (object)->prompts, g_hash_table_unref);
   G_OBJECT_CLASS (atelier_window_parent_class)->finalize (object);
 }
 
@@ -384,6 +449,8 @@ atelier_window_class_init (AtelierWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, banner);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, banner_label);
   gtk_widget_class_bind_template_child (widget_class, AtelierWindow, banner_button);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, prompt_entry);
+  gtk_widget_class_bind_template_child (widget_class, AtelierWindow, prompt_button);
 }
 
 static void
@@ -412,6 +479,12 @@ atelier_window_init (AtelierWindow *self)
   g_signal_connect_object (self->history, "item-activated", G_CALLBACK (item_activated_cb), self, 0);
   g_signal_connect_object (self->write_page, "history-changed", G_CALLBACK (history_changed_cb), self, 0);
   g_signal_connect_object (self->write_page, "toast", G_CALLBACK (page_toast_cb), self, 0);
+  g_signal_connect_object (self->write_page, "prompt", G_CALLBACK (page_prompt_cb), self, 0);
+  self->prompts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_signal_connect_object (self->modes, "notify::visible-child-name", G_CALLBACK (mode_changed_cb), self, 0);
+  g_signal_connect_swapped (self->prompt_entry, "activate", G_CALLBACK (prompt_send_cb), self);
+  g_signal_connect_swapped (self->prompt_button, "clicked", G_CALLBACK (prompt_send_cb), self);
+  prompt_bar_for_mode (self);
   task = g_task_new (self, self->cancellable, device_ready_cb, NULL);
   g_task_run_in_thread (task, device_worker);
 }

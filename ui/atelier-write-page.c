@@ -40,7 +40,8 @@ struct _AtelierWritePage
   GtkStringList *model_names;
   GPtrArray *model_paths;
   GCancellable *scan;
-  GtkEntry *instruction, *question;
+  GtkEntry *instruction;
+  char *question;                 /* the question being asked (the window's prompt bar gave it) */
   GtkSpinButton *temperature, *top_p, *top_k, *max_tokens, *seed;
   GtkLabel *status_label;
   GtkTextView *proposal_view;
@@ -68,6 +69,7 @@ enum
 {
   HISTORY_CHANGED,
   TOAST,
+  PROMPT,
   N_SIGNALS,
 };
 
@@ -114,8 +116,7 @@ update_state (AtelierWritePage *self)
   gboolean running = self->job != NULL && !atelier_job_is_finished (self->job);
   gboolean pending = !running && self->result != NULL;
   gboolean free_ = !running && !pending;
-  static const char *const asks[] = { "continue", "rewrite", "summarize", "brainstorm", "ask", "new-chat", "new",
-                                      "open" };
+  static const char *const asks[] = { "continue", "rewrite", "summarize", "brainstorm", "new-chat", "new", "open" };
 
   for (guint i = 0; i < G_N_ELEMENTS (asks); i++)
     set_enabled (self, asks[i], free_);
@@ -783,7 +784,6 @@ job_finished_cb (AtelierJob *job, gpointer data)
       /* The turn joins the conversation: the next question carries it. */
       json_array_add_object_element (self->conversation, message_new ("user", self->request->instruction));
       json_array_add_object_element (self->conversation, message_new ("assistant", self->result->text));
-      gtk_editable_set_text (GTK_EDITABLE (self->question), "");
     }
   /* A rewrite with nothing selected replaces the paragraph the prompt carried. */
   if (self->replaces && self->request->sel_start == self->request->sel_end)
@@ -891,7 +891,7 @@ make_request (AtelierWritePage *self, AtTextAction action)
     r->instruction = g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->instruction)));
   if (action == AT_TEXT_ASK)
     {
-      r->instruction = g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->question)));
+      r->instruction = g_strdup (self->question);
       r->turns = chat_turns (self);
     }
   /* Accept replaces the selection (rewrite) or goes after it (the others). */
@@ -934,23 +934,26 @@ brainstorm_action (GSimpleAction *a, GVariant *p, gpointer data)
   run_action (data, AT_TEXT_BRAINSTORM);
 }
 
-static void
-ask_action (GSimpleAction *a, GVariant *p, gpointer data)
+gboolean
+atelier_write_page_ask (AtelierWritePage *self, const char *question)
 {
-  AtelierWritePage *self = data;
+  g_autofree char *trimmed = g_strstrip (g_strdup (question != NULL ? question : ""));
 
-  if (gtk_entry_get_text_length (self->question) == 0)
+  g_return_val_if_fail (ATELIER_IS_WRITE_PAGE (self), FALSE);
+  if (trimmed[0] == '\0')
     {
       toast (self, _("Type a question about the document first"), NULL, NULL);
-      return;
+      return FALSE;
     }
+  if ((self->job != NULL && !atelier_job_is_finished (self->job)) || self->result != NULL)
+    {
+      toast (self, _("Finish the current proposal first: accept, discard or stop it"), NULL, NULL);
+      return FALSE;
+    }
+  g_free (self->question);
+  self->question = g_steal_pointer (&trimmed);
   run_action (self, AT_TEXT_ASK);
-}
-
-static void
-question_activate_cb (AtelierWritePage *self)
-{
-  g_action_group_activate_action (G_ACTION_GROUP (self->actions), "ask", NULL);
+  return self->job != NULL && !atelier_job_is_finished (self->job);
 }
 
 static void
@@ -1093,11 +1096,13 @@ atelier_write_page_open_item (AtelierWritePage *self, const AtelierItem *item)
       gtk_spin_button_set_value (self->top_p, json_object_get_double_member_with_default (o, "top_p", 0.95));
       gtk_spin_button_set_value (self->top_k, (double) json_object_get_int_member_with_default (o, "top_k", 40));
       gtk_spin_button_set_value (self->seed, (double) json_object_get_int_member_with_default (o, "seed", -1));
-      /* A question goes back into the chat's entry, a rewrite's instruction into its own. */
-      gtk_editable_set_text (GTK_EDITABLE (g_strcmp0 (json_object_get_string_member (o, "action"), "ask") == 0
-                                             ? self->question
-                                             : self->instruction),
-                             json_object_get_string_member_with_default (o, "instruction", ""));
+      /* A question goes back into the window's prompt bar, a rewrite's instruction into its
+       * own field. */
+      if (g_strcmp0 (json_object_get_string_member (o, "action"), "ask") == 0)
+        g_signal_emit (self, signals[PROMPT], 0, json_object_get_string_member_with_default (o, "instruction", ""));
+      else
+        gtk_editable_set_text (GTK_EDITABLE (self->instruction),
+                               json_object_get_string_member_with_default (o, "instruction", ""));
       if (item->model_path != NULL)
         atelier_write_page_set_model (self, item->model_path);
       toast (self, _("The document and settings of this proposal are restored"), NULL, NULL);
@@ -1195,6 +1200,7 @@ build_sidebar (AtelierWritePage *self)
   GtkWidget *chat_page = gtk_box_new (GTK_ORIENTATION_VERTICAL, 6);
   GtkWidget *switcher = gtk_stack_switcher_new ();
   GtkWidget *new_chat = button (NULL, "write.new-chat", _("Start a new conversation"));
+  GtkWidget *hint;
   GtkWidget *decide = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
   GtkWidget *running = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
   GtkWidget *heading = gtk_label_new (_("Assistant"));
@@ -1280,13 +1286,14 @@ build_sidebar (AtelierWritePage *self)
   gtk_widget_set_vexpand (chat_scroller, TRUE);
   gtk_widget_add_css_class (chat_scroller, "card");
   gtk_box_append (GTK_BOX (chat_page), chat_scroller);
-  self->question = GTK_ENTRY (gtk_entry_new ());
-  gtk_entry_set_placeholder_text (self->question, _("Ask about the document…"));
-  gtk_widget_set_hexpand (GTK_WIDGET (self->question), TRUE);
-  g_signal_connect_swapped (self->question, "activate", G_CALLBACK (question_activate_cb), self);
-  gtk_button_set_icon_name (GTK_BUTTON (new_chat), "edit-clear-all-symbolic");
-  gtk_box_append (GTK_BOX (ask), GTK_WIDGET (self->question));
-  gtk_box_append (GTK_BOX (ask), button (_("_Ask"), "write.ask", _("Ask about the document (Enter)")));
+  /* Questions are typed in the window's prompt bar; here the conversation can start again. */
+  hint = gtk_label_new (_("Ask in the prompt bar below."));
+  gtk_widget_add_css_class (hint, "dim-label");
+  gtk_widget_set_hexpand (hint, TRUE);
+  gtk_label_set_xalign (GTK_LABEL (hint), 0);
+  gtk_button_set_label (GTK_BUTTON (new_chat), _("_New Chat"));
+  gtk_button_set_use_underline (GTK_BUTTON (new_chat), TRUE);
+  gtk_box_append (GTK_BOX (ask), hint);
   gtk_box_append (GTK_BOX (ask), new_chat);
   gtk_box_append (GTK_BOX (chat_page), ask);
   gtk_stack_add_titled (self->side_stack, chat_page, "chat", _("Chat"));
@@ -1401,6 +1408,7 @@ atelier_write_page_finalize (GObject *object)
   g_clear_pointer (&self->request, atelier_write_request_free);
   g_clear_pointer (&self->result, atelier_write_result_free);
   g_clear_pointer (&self->conversation, json_array_unref);
+  g_free (self->question);
   g_free (self->doc_recorded);
   G_OBJECT_CLASS (atelier_write_page_parent_class)->finalize (object);
 }
@@ -1417,6 +1425,8 @@ atelier_write_page_class_init (AtelierWritePageClass *klass)
                                            NULL, NULL, NULL, G_TYPE_NONE, 0);
   signals[TOAST] = g_signal_new ("toast", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                                  G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
+  signals[PROMPT] = g_signal_new ("prompt", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                  G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 /* The Write mode's keys. Global scope: they work wherever the focus is in the window, but only
@@ -1464,7 +1474,6 @@ atelier_write_page_init (AtelierWritePage *self)
     { "rewrite", rewrite_action },
     { "summarize", summarize_action },
     { "brainstorm", brainstorm_action },
-    { "ask", ask_action },
     { "new-chat", new_chat_action },
     { "accept", accept_action },
     { "discard", discard_action },

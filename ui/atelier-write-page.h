@@ -1,6 +1,6 @@
 /* atelier-write-page.h: the Write mode: an editor for plain text and Markdown, and the
- * assistant sidebar (model chooser, Continue / Rewrite / Summarize / Brainstorm, a free
- * question, sampling settings, the proposal streaming in and then shown as a change with
+ * assistant sidebar (model chooser, Continue / Rewrite / Summarize / Brainstorm, the chat
+ * about the document, sampling settings, the proposal streaming in and then shown as a change with
  * Accept / Discard / Regenerate / Stop). Generation runs through the application's job queue;
  * every accepted or discarded proposal goes into the history as a variant of the document
  * state it came from. While a proposal runs or waits for Accept or Discard, the editor is
@@ -24,6 +24,10 @@ void atelier_write_page_open_file (AtelierWritePage *self, GFile *file);
 void atelier_write_page_open_item (AtelierWritePage *self, const AtelierItem *item);
 /* The language model the assistant uses (a path; added to the chooser if new). */
 void atelier_write_page_set_model (AtelierWritePage *self, const char *path);
+/* Asks `question` about the document in the chat (the window's prompt bar in Write mode). TRUE
+ * when it was sent; FALSE (and a toast saying why) when it is empty or a proposal is running
+ * or waiting. */
+gboolean atelier_write_page_ask (AtelierWritePage *self, const char *question);
 /* Scans for models again (after the model manager closes). */
 void atelier_write_page_refresh_models (AtelierWritePage *self);
 
@@ -37,7 +41,8 @@ gboolean atelier_write_page_has_proposal (AtelierWritePage *self);
 gint64 atelier_write_page_get_last_recorded (AtelierWritePage *self);
 
 /* Signals: "history-changed" (something was recorded); "toast" (message, button label or
- * NULL, action or NULL). Actions (group "write"): new, open, save, save-as, continue,
- * rewrite, summarize, brainstorm, ask, accept, discard, regenerate, stop. */
+ * NULL, action or NULL); "prompt" (text for the window's prompt bar: a question reopened from
+ * the history). Actions (group "write"): new, open, save, save-as, continue, rewrite,
+ * summarize, brainstorm, new-chat, accept, discard, regenerate, stop. */
 
 G_END_DECLS
