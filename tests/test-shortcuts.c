@@ -10,7 +10,7 @@
  * window that has the X input focus (given with `xdotool windowfocus`, as Xvfb runs no window
  * manager), and each key's effect on the window is awaited.
  * /ui/shortcuts/keys: the window's and the application's keys: Ctrl+1/2/3 (the mode), F9 (the
- *   history sidebar), Ctrl+F (the history search gets the focus), typing into the editor,
+ *   history sidebar), Ctrl+F (the history search gets the focus), Ctrl+L (the prompt bar), typing into the editor,
  *   Ctrl+M (the model manager), Ctrl+? (the shortcuts window), Ctrl+comma (the preferences),
  *   Ctrl+Q (quits).
  * /ui/shortcuts/write-keys: the Write mode's, with no model: Ctrl+N (a new, empty document),
@@ -278,6 +278,17 @@ mode_is (gpointer data)
 }
 
 static gboolean
+prompt_focused (gpointer data)
+{
+  Keys *k = data;
+  GtkWidget *focus = gtk_root_get_focus (GTK_ROOT (k->window));
+  GtkWidget *entry = focus != NULL ? gtk_widget_get_ancestor (focus, GTK_TYPE_ENTRY) : NULL;
+
+  return entry != NULL
+         && g_strcmp0 (gtk_entry_get_placeholder_text (GTK_ENTRY (entry)), "Ask the assistant about the document…") == 0;
+}
+
+static gboolean
 sidebar_hidden (gpointer data)
 {
   return !gtk_widget_get_visible (((Keys *) data)->history);
@@ -502,6 +513,7 @@ keys_activate_cb (GApplication *gapp, gpointer data)
   press_expect (k, "F9", sidebar_hidden, k, "the history sidebar hides");
   press_expect (k, "ctrl+f", search_focused, k, "the history search gets the focus");
   g_assert_true (sidebar_shown (k));
+  press_expect (k, "ctrl+l", prompt_focused, k, "the prompt bar gets the focus");
 
   /* The keys reach the editor too: typing lands in the document. */
   g_assert_true (gtk_widget_grab_focus (GTK_WIDGET (k->editor)));

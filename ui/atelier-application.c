@@ -196,6 +196,7 @@ atelier_application_startup (GApplication *app)
     { "win.show-help-overlay", { "<Control>question", NULL } },
     { "win.toggle-sidebar", { "F9", NULL } },
     { "win.search-history", { "<Control>f", NULL } },
+    { "win.focus-prompt", { "<Control>l", NULL } },
     { "win.models", { "<Control>m", NULL } },
     { "win.mode('image')", { "<Control>1", NULL } },
     { "win.mode('write')", { "<Control>2", NULL } },

@@ -318,6 +318,14 @@ toggle_sidebar_action (GSimpleAction *action, GVariant *param, gpointer user_dat
 }
 
 static void
+focus_prompt_action (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  AtelierWindow *self = user_data;
+
+  gtk_widget_grab_focus (GTK_WIDGET (self->prompt_entry));
+}
+
+static void
 search_history_action (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
   AtelierWindow *self = user_data;
@@ -459,6 +467,7 @@ atelier_window_init (AtelierWindow *self)
   static const GActionEntry actions[] = {
     { "toggle-sidebar", toggle_sidebar_action, NULL, "true" },
     { "search-history", search_history_action },
+    { "focus-prompt", focus_prompt_action },
     { "mode", mode_action, "s" },
     { "models", models_action },
     { "reset-history", reset_history_action },
