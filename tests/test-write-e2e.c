@@ -36,6 +36,52 @@ history_shows_two (gpointer panel)
 
 static gint64 recorded_before;
 
+static AtelierStore *the_store;
+
+/* The sidebar shows exactly the store's newest items, in order (its refreshes add rows on
+ * top rather than rebuilding the list: this checks they add the right ones). */
+static gboolean
+history_matches_store (gpointer panel)
+{
+  AtelierQuery query = ATELIER_QUERY_INIT;
+  g_autoptr (GPtrArray) items = NULL;
+  GtkWidget *list = at_ui_find_type (panel, GTK_TYPE_LIST_BOX);
+  guint i = 0;
+
+  if (!atelier_history_panel_is_idle (panel))
+    return FALSE;
+  query.limit = 100;
+  items = atelier_store_find (the_store, &query, NULL);
+  g_assert_nonnull (items);
+  for (GtkWidget *c = gtk_widget_get_first_child (list); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      if (!GTK_IS_LIST_BOX_ROW (c))
+        continue;
+      if (i >= items->len
+          || (gint64) GPOINTER_TO_SIZE (g_object_get_data (G_OBJECT (c), "item-id"))
+               != ((AtelierItem *) g_ptr_array_index (items, i))->id)
+        return FALSE;
+      i++;
+    }
+  return i == items->len;
+}
+
+static gint64 starred_id;
+
+static gboolean
+starred_in_store (gpointer data)
+{
+  g_autoptr (AtelierItem) item = atelier_store_get (the_store, starred_id, NULL);
+
+  return item != NULL && item->favourite;
+}
+
+static gboolean
+is_toggle (GtkWidget *w, gconstpointer data)
+{
+  return GTK_IS_TOGGLE_BUTTON (w);
+}
+
 static gboolean
 prompt_is_second_question (gpointer entry)
 {
@@ -245,6 +291,19 @@ activate_cb (GApplication *gapp, gpointer data)
     g_free (after);
     after = gtk_text_buffer_get_text (buffer, &a, &b, FALSE);
     g_assert_cmpstr (after, ==, proposal);
+    the_store = store;
+    g_assert_true (at_ui_wait_for (history_matches_store, panel, 30));
+    g_assert_cmpuint (atelier_history_panel_get_n_rows (panel), ==, 5);
+    /* The star on the newest row (the second question) marks it a favourite in the store. */
+    {
+      GtkWidget *row = GTK_WIDGET (gtk_list_box_get_row_at_index (
+        GTK_LIST_BOX (at_ui_find_type (GTK_WIDGET (panel), GTK_TYPE_LIST_BOX)), 0));
+
+      starred_id = (gint64) GPOINTER_TO_SIZE (g_object_get_data (G_OBJECT (row), "item-id"));
+      g_assert_cmpint (starred_id, ==, q2->id);
+      gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (at_ui_find (row, is_toggle, NULL, NULL)), TRUE);
+      g_assert_true (at_ui_wait_for (starred_in_store, NULL, 30));
+    }
     save_screenshot (window, "write-e2e-chat.png");
 
     /* Choosing the second question in the history puts it back in the prompt bar. */

@@ -100,18 +100,60 @@ item_subtitle (const AtelierItem *item)
   }
 }
 
+typedef struct
+{
+  AtelierStore *store;
+  gint64 id;
+  gboolean on;
+} Favourite;
+
+static void
+favourite_free (Favourite *f)
+{
+  atelier_store_unref (f->store);
+  g_free (f);
+}
+
+static void
+favourite_worker (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  Favourite *f = data;
+  GError *error = NULL;
+
+  if (atelier_store_set_favourite (f->store, f->id, f->on, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+favourite_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    g_warning ("history: %s", error->message);
+}
+
 static void
 favourite_toggled_cb (GtkToggleButton *button, gpointer user_data)
 {
   AtelierHistoryPanel *self = user_data;
-  gint64 id = GPOINTER_TO_SIZE (g_object_get_data (G_OBJECT (button), "item-id"));
   gboolean on = gtk_toggle_button_get_active (button);
-  g_autoptr (GError) error = NULL;
+  g_autoptr (GTask) task = NULL;
+  Favourite *f;
 
   gtk_button_set_icon_name (GTK_BUTTON (button), on ? "starred-symbolic" : "non-starred-symbolic");
-  /* One row's UPDATE: a commit's fsync, a few ms on a local disk. */
-  if (self->store != NULL && !atelier_store_set_favourite (self->store, id, on, &error))
-    g_warning ("history: %s", error->message);
+  if (self->store == NULL)
+    return;
+  /* One row's UPDATE, but a commit's fsync: off the main thread, as every write is. */
+  f = g_new0 (Favourite, 1);
+  f->store = atelier_store_ref (self->store);
+  f->id = (gint64) GPOINTER_TO_SIZE (g_object_get_data (G_OBJECT (button), "item-id"));
+  f->on = on;
+  task = g_task_new (NULL, NULL, favourite_done_cb, NULL);
+  g_task_set_task_data (task, f, (GDestroyNotify) favourite_free);
+  g_task_run_in_thread (task, favourite_worker);
 }
 
 static void
@@ -165,20 +207,76 @@ row_new (AtelierHistoryPanel *self, const AtelierItem *item, gboolean in_tree)
   return row;
 }
 
+/* What a row shows, to tell whether a row can stay as it is. */
+static char *
+row_signature (const AtelierItem *item, gboolean in_tree)
+{
+  g_autofree char *title = item_title (item);
+  g_autofree char *subtitle = item_subtitle (item);
+
+  return g_strdup_printf ("%d|%d|%d|%d|%s|%s", in_tree, item->favourite, item->kind, in_tree ? item->depth : 0,
+                          title, subtitle);
+}
+
+static GtkWidget *
+signed_row_new (AtelierHistoryPanel *self, const AtelierItem *item, gboolean in_tree)
+{
+  GtkWidget *row = row_new (self, item, in_tree);
+
+  g_object_set_data_full (G_OBJECT (row), "signature", row_signature (item, in_tree), g_free);
+  return row;
+}
+
+/* Puts `items` in the list. A refresh after something was recorded usually finds the same
+ * rows with new ones on top: then only those are made (and any that fell off the end
+ * removed), so the main loop does not rebuild a hundred rows for one new item. Anything else
+ * rebuilds the list. */
 static void
 show_items (AtelierHistoryPanel *self, GPtrArray *items, const GError *error)
 {
-  GtkWidget *child;
   gboolean in_tree = self->tree_root > 0;
+  guint n = items != NULL ? items->len : 0, fresh = 0;
+  g_autoptr (GPtrArray) rows = g_ptr_array_new ();
+  gboolean keep = FALSE;
+  GtkWidget *child;
 
-  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->list))) != NULL)
-    gtk_list_box_remove (self->list, child);
-  self->n_rows = 0;
-  for (guint i = 0; items != NULL && i < items->len; i++)
+  for (child = gtk_widget_get_first_child (GTK_WIDGET (self->list)); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    if (GTK_IS_LIST_BOX_ROW (child))
+      g_ptr_array_add (rows, child);
+  if (rows->len > 0 && n > 0)
     {
-      gtk_list_box_append (self->list, row_new (self, g_ptr_array_index (items, i), in_tree));
-      self->n_rows++;
+      gint64 first = (gint64) GPOINTER_TO_SIZE (g_object_get_data (g_ptr_array_index (rows, 0), "item-id"));
+
+      /* How many new items come before the first row shown now. */
+      while (fresh < n && ((const AtelierItem *) g_ptr_array_index (items, fresh))->id != first)
+        fresh++;
+      keep = fresh < n;
+      for (guint i = fresh; keep && i < n && i - fresh < rows->len; i++)
+        {
+          g_autofree char *sig = row_signature (g_ptr_array_index (items, i), in_tree);
+
+          keep = g_strcmp0 (sig, g_object_get_data (g_ptr_array_index (rows, i - fresh), "signature")) == 0;
+        }
     }
+  if (keep)
+    {
+      /* The rows past the new end go; the new items go on top. */
+      for (guint i = n - fresh; i < rows->len; i++)
+        gtk_list_box_remove (self->list, g_ptr_array_index (rows, i));
+      for (guint i = fresh; i > 0; i--)
+        gtk_list_box_prepend (self->list, signed_row_new (self, g_ptr_array_index (items, i - 1), in_tree));
+      for (guint i = rows->len + fresh; i < n; i++)
+        gtk_list_box_append (self->list, signed_row_new (self, g_ptr_array_index (items, i), in_tree));
+    }
+  else
+    {
+      while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->list))) != NULL)
+        gtk_list_box_remove (self->list, child);
+      for (guint i = 0; i < n; i++)
+        gtk_list_box_append (self->list, signed_row_new (self, g_ptr_array_index (items, i), in_tree));
+    }
+  self->n_rows = n;
   gtk_widget_set_visible (self->variants_bar, in_tree);
   if (error != NULL)
     {
