@@ -301,7 +301,11 @@ jobs_changed_cb (GListModel *jobs, guint position, guint removed, guint added, g
   AtelierWindow *self = user_data;
   gboolean busy = g_list_model_get_n_items (jobs) > 0;
 
-  gtk_widget_set_visible (GTK_WIDGET (self->jobs_button), busy);
+  /* Shown or not, the button keeps its place: a job starting changes no layout (a header bar
+   * laid out again is a whole frame's work for a software renderer). */
+  gtk_widget_set_opacity (GTK_WIDGET (self->jobs_button), busy ? 1.0 : 0.0);
+  gtk_widget_set_can_target (GTK_WIDGET (self->jobs_button), busy);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->jobs_button), busy);
   gtk_spinner_set_spinning (self->jobs_spinner, busy);
 }
 
