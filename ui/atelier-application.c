@@ -167,14 +167,26 @@ preferences_action (GSimpleAction *action, GVariant *param, gpointer user_data)
   gtk_window_present (GTK_WINDOW (atelier_preferences_new (window)));
 }
 
+static gpointer
+ref_window (gconstpointer window, gpointer data)
+{
+  return g_object_ref ((gpointer) window);
+}
+
 static void
 quit_action (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
   AtelierApplication *self = user_data;
 
+  GList *windows = g_list_copy_deep (gtk_application_get_windows (GTK_APPLICATION (self)), ref_window, NULL);
+
   /* A running generation ends at its next token; the queue's destruction joins it. */
   atelier_job_queue_cancel_all (self->jobs);
-  g_application_quit (G_APPLICATION (self));
+  /* Closed as a person closes them, so each keeps its document and may ask about unsaved
+   * changes; the application ends with its last window. */
+  for (GList *l = windows; l != NULL; l = l->next)
+    gtk_window_close (l->data);
+  g_list_free_full (windows, g_object_unref);
 }
 
 static void

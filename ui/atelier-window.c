@@ -35,6 +35,7 @@ struct _AtelierWindow
   GHashTable *prompts;  /* mode name -> the prompt bar's text while another mode is shown */
   char *prompt_mode;    /* the mode the prompt bar's text belongs to */
   char *device_problem; /* the banner's text while there is no device; NULL: one was found */
+  gboolean closing;     /* the unsaved-changes question was answered: close now */
 
   GCancellable *cancellable;
   gulong store_handler;
@@ -419,6 +420,70 @@ attach (AtelierWindow *self, AtelierApplication *app)
                                       g_variant_new_boolean (gtk_widget_get_visible (GTK_WIDGET (self->history))));
 }
 
+/* -- closing -- */
+
+static gboolean
+close_idle_cb (gpointer data)
+{
+  gtk_window_close (GTK_WINDOW (data));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+unsaved_response_cb (AdwMessageDialog *dialog, const char *response, gpointer user_data)
+{
+  AtelierWindow *self = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (g_strcmp0 (response, "save") == 0 && !atelier_write_page_save_now (self->write_page, &error))
+    {
+      g_autofree char *text = g_strdup_printf (_("Not saved: %s"), error->message);
+
+      atelier_window_toast (self, text, NULL, NULL);
+      return;
+    }
+  if (g_strcmp0 (response, "save") == 0 || g_strcmp0 (response, "discard") == 0)
+    {
+      self->closing = TRUE;
+      /* Once the dialog, which is transient for this window, has gone. */
+      g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, close_idle_cb, g_object_ref (self), g_object_unref);
+    }
+}
+
+/* Nothing typed is lost: the document goes into the history first, whatever happens next, and
+ * a file with unsaved changes asks whether to save them. */
+static gboolean
+atelier_window_close_request (GtkWindow *window)
+{
+  AtelierWindow *self = ATELIER_WINDOW (window);
+  GFile *file;
+  g_autofree char *name = NULL, *heading = NULL;
+  AdwMessageDialog *dialog;
+
+  if (!self->closing)
+    {
+      atelier_write_page_keep_in_history (self->write_page);
+      file = atelier_write_page_get_unsaved_file (self->write_page);
+      if (file != NULL)
+        {
+          name = g_file_get_basename (file);
+          heading = g_strdup_printf (_("Save Changes to “%s”?"), name);
+          dialog = ADW_MESSAGE_DIALOG (adw_message_dialog_new (
+            window, heading, _("The text as it is now is kept in the history either way.")));
+          adw_message_dialog_add_responses (dialog, "cancel", _("_Cancel"), "discard", _("_Discard"), "save",
+                                            _("_Save"), NULL);
+          adw_message_dialog_set_response_appearance (dialog, "discard", ADW_RESPONSE_DESTRUCTIVE);
+          adw_message_dialog_set_response_appearance (dialog, "save", ADW_RESPONSE_SUGGESTED);
+          adw_message_dialog_set_default_response (dialog, "save");
+          adw_message_dialog_set_close_response (dialog, "cancel");
+          g_signal_connect_object (dialog, "response", G_CALLBACK (unsaved_response_cb), self, 0);
+          gtk_window_present (GTK_WINDOW (dialog));
+          return TRUE;
+        }
+    }
+  return GTK_WINDOW_CLASS (atelier_window_parent_class)->close_request (window);
+}
+
 static void
 atelier_window_dispose (GObject *object)
 {
@@ -446,6 +511,7 @@ atelier_window_class_init (AtelierWindowClass *klass)
 
   object_class->dispose = atelier_window_dispose;
   object_class->finalize = atelier_window_finalize;
+  GTK_WINDOW_CLASS (klass)->close_request = atelier_window_close_request;
   g_type_ensure (ATELIER_TYPE_HISTORY_PANEL);
   g_type_ensure (ATELIER_TYPE_WRITE_PAGE);
   gtk_widget_class_set_template_from_resource (widget_class, "/org/atelier/Atelier/atelier-window.ui");

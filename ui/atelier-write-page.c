@@ -1114,6 +1114,51 @@ atelier_write_page_open_item (AtelierWritePage *self, const AtelierItem *item)
   g_file_load_contents_async (file, self->cancellable, open_item_done_cb, g_object_ref (self));
 }
 
+/* -- closing -- */
+
+void
+atelier_write_page_keep_in_history (AtelierWritePage *self)
+{
+  AtelierStore *store = store_of (self);
+  g_autofree char *text = buffer_text (self->buffer);
+  g_autofree char *title = document_title (self);
+  g_autofree char *path = self->file != NULL ? g_file_get_path (self->file) : NULL;
+  g_autoptr (GError) error = NULL;
+
+  g_return_if_fail (ATELIER_IS_WRITE_PAGE (self));
+  if (store == NULL || text[0] == '\0' || g_strcmp0 (text, self->doc_recorded) == 0)
+    return;
+  /* On the main thread, once: the window is closing and must not go before the commit. */
+  if (atelier_writer_record_document (store, title, path, text, 0, &error) == 0)
+    {
+      g_warning ("history: the document was not kept: %s", error->message);
+      return;
+    }
+  g_free (self->doc_recorded);
+  self->doc_recorded = g_steal_pointer (&text);
+}
+
+GFile *
+atelier_write_page_get_unsaved_file (AtelierWritePage *self)
+{
+  g_return_val_if_fail (ATELIER_IS_WRITE_PAGE (self), NULL);
+  return self->file != NULL && gtk_text_buffer_get_modified (self->buffer) ? self->file : NULL;
+}
+
+gboolean
+atelier_write_page_save_now (AtelierWritePage *self, GError **error)
+{
+  g_autofree char *text = buffer_text (self->buffer);
+
+  g_return_val_if_fail (ATELIER_IS_WRITE_PAGE (self) && self->file != NULL, FALSE);
+  /* Replaced atomically (a temporary file renamed over it), with a backup, as Save does. */
+  if (!g_file_replace_contents (self->file, text, strlen (text), NULL, TRUE, G_FILE_CREATE_NONE, NULL, NULL,
+                                error))
+    return FALSE;
+  gtk_text_buffer_set_modified (self->buffer, FALSE);
+  return TRUE;
+}
+
 /* -- accessors -- */
 
 GtkTextBuffer *

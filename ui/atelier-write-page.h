@@ -28,6 +28,13 @@ void atelier_write_page_set_model (AtelierWritePage *self, const char *path);
  * when it was sent; FALSE (and a toast saying why) when it is empty or a proposal is running
  * or waiting. */
 gboolean atelier_write_page_ask (AtelierWritePage *self, const char *question);
+/* Closing: the document's state goes into the history now, on the calling thread (one
+ * commit), unless it is there already. */
+void atelier_write_page_keep_in_history (AtelierWritePage *self);
+/* The document's file when it has changes not saved to it; NULL otherwise. */
+GFile *atelier_write_page_get_unsaved_file (AtelierWritePage *self);
+/* Saves the document to its file now (atomically, with a backup). */
+gboolean atelier_write_page_save_now (AtelierWritePage *self, GError **error);
 /* Scans for models again (after the model manager closes). */
 void atelier_write_page_refresh_models (AtelierWritePage *self);
 
