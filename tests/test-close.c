@@ -3,7 +3,9 @@
  * /ui/close/untitled: text typed into a new document is in the history once the window closes
  *   (no question asked), and the application ends.
  * /ui/close/unsaved-file: a file with unsaved changes asks; Cancel keeps the window open;
- *   Discard leaves the file as it was (the text still in the history); Save writes it. */
+ *   Discard leaves the file as it was (the text still in the history); Save writes it.
+ * /ui/close/new-asks: New (and so Open, and a history item) on a file with unsaved changes asks
+ *   the same; Cancel keeps the document, Discard replaces it, the file as it was. */
 #include <glib/gstdio.h>
 #include <string.h>
 
@@ -126,6 +128,46 @@ activate_cb (GApplication *gapp, gpointer data)
   c->ran = TRUE;
 }
 
+static gboolean
+buffer_empty (gpointer buffer)
+{
+  return gtk_text_buffer_get_char_count (buffer) == 0;
+}
+
+/* New on a modified file: asks; Cancel keeps it, Discard gives the empty document. */
+static void
+new_activate_cb (GApplication *gapp, gpointer data)
+{
+  Case *c = data;
+  GtkWidget *window = GTK_WIDGET (gtk_application_get_active_window (GTK_APPLICATION (gapp)));
+  AtelierWritePage *page = ATELIER_WRITE_PAGE (at_ui_find_type (window, ATELIER_TYPE_WRITE_PAGE));
+  GtkTextBuffer *buffer = atelier_write_page_get_buffer (page);
+  g_autoptr (GFile) file = g_file_new_for_path (c->file);
+  GtkTextIter end;
+
+  g_assert_true (at_ui_wait_for (at_ui_store_open, gapp, 60));
+  g_assert_true (at_ui_wait_for (at_ui_drawn, window, 30));
+  atelier_write_page_open_file (page, file);
+  g_assert_true (at_ui_wait_for (file_loaded, buffer, 30));
+  gtk_text_buffer_get_end_iter (buffer, &end);
+  gtk_text_buffer_insert_interactive (buffer, &end, typed, -1, TRUE);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.new", NULL));
+  g_assert_true (at_ui_wait_for (dialog_shown, NULL, 20));
+  click (find_dialog (), "cancel");
+  g_assert_true (at_ui_wait_for (dialog_gone, NULL, 20));
+  g_assert_true (file_loaded (buffer));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "write.new", NULL));
+  g_assert_true (at_ui_wait_for (dialog_shown, NULL, 20));
+  c->asked = TRUE;
+  click (find_dialog (), "discard");
+  g_assert_true (at_ui_wait_for (buffer_empty, buffer, 20));
+  g_assert_null (atelier_write_page_get_unsaved_file (page));
+  c->ran = TRUE;
+  /* As Ctrl+Q: the application ends once the old document's record has committed. */
+  g_action_group_activate_action (G_ACTION_GROUP (gapp), "quit", NULL);
+}
+
 /* The newest text item in the history of `data_dir`. */
 static char *
 newest_text (const char *data_dir)
@@ -149,19 +191,25 @@ newest_text (const char *data_dir)
 }
 
 static void
-run_case (Case *c, const char *data_dir)
+run_case_with (Case *c, const char *data_dir, GCallback activate)
 {
   char *argv[] = { (char *) "atelier", NULL };
 
   g_setenv ("ATELIER_DATA_DIR", data_dir, TRUE);
   the_app = atelier_application_new ();
   g_application_set_flags (G_APPLICATION (the_app), G_APPLICATION_NON_UNIQUE);
-  g_signal_connect_after (the_app, "activate", G_CALLBACK (activate_cb), c);
+  g_signal_connect_after (the_app, "activate", activate, c);
   /* g_application_run returns only when the last window has closed. */
   g_assert_cmpint (g_application_run (G_APPLICATION (the_app), 1, argv), ==, 0);
   g_clear_object (&the_app);
   g_assert_true (c->ran);
   g_assert_true (c->asked == (c->answer != NULL));
+}
+
+static void
+run_case (Case *c, const char *data_dir)
+{
+  run_case_with (c, data_dir, G_CALLBACK (activate_cb));
 }
 
 static void
@@ -208,11 +256,34 @@ test_unsaved_file (void)
   check_file_case ("save");
 }
 
+static void
+test_new_asks (void)
+{
+  g_autofree char *dir = g_build_filename (at_test_tmpdir (), "new", NULL);
+  g_autofree char *data = g_build_filename (dir, "history", NULL);
+  g_autofree char *path = g_build_filename (dir, "notes.md", NULL);
+  g_autofree char *on_disk = NULL, *kept = NULL, *both = NULL;
+  Case c = { "discard", NULL, FALSE, FALSE };
+
+  if (!at_ui_have_display ())
+    return;
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (path, "On disk.\n", -1, NULL));
+  c.file = path;
+  run_case_with (&c, data, G_CALLBACK (new_activate_cb));
+  g_assert_true (g_file_get_contents (path, &on_disk, NULL, NULL));
+  g_assert_cmpstr (on_disk, ==, "On disk.\n");
+  both = g_strconcat ("On disk.\n", typed, NULL);
+  kept = newest_text (data);
+  g_assert_cmpstr (kept, ==, both);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/ui/close/untitled", test_untitled);
   g_test_add_func ("/ui/close/unsaved-file", test_unsaved_file);
+  g_test_add_func ("/ui/close/new-asks", test_new_asks);
   return g_test_run ();
 }

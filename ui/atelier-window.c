@@ -143,6 +143,18 @@ store_notify_cb (GObject *app, GParamSpec *pspec, gpointer user_data)
 }
 
 static void
+open_item_then (AtelierWritePage *page, gpointer item)
+{
+  atelier_write_page_open_item (page, item);
+}
+
+static void
+open_file_then (AtelierWritePage *page, gpointer file)
+{
+  atelier_write_page_open_file (page, file);
+}
+
+static void
 item_ready_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (AtelierWindow) self = user_data;
@@ -162,7 +174,8 @@ item_ready_cb (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   adw_view_stack_set_visible_child_name (self->modes, "write");
-  atelier_write_page_open_item (self->write_page, item);
+  atelier_write_page_confirm_unsaved (self->write_page, open_item_then, g_steal_pointer (&item),
+                                      (GDestroyNotify) atelier_item_free);
 }
 
 static void
@@ -385,7 +398,7 @@ atelier_window_open_file (AtelierWindow *self, GFile *file)
   if (g_content_type_is_a (type, "text/plain"))
     {
       adw_view_stack_set_visible_child_name (self->modes, "write");
-      atelier_write_page_open_file (self->write_page, file);
+      atelier_write_page_confirm_unsaved (self->write_page, open_file_then, g_object_ref (file), g_object_unref);
     }
   else
     {

@@ -177,6 +177,12 @@ record_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
   gssize id = g_task_propagate_int (G_TASK (result), &error);
 
+  if (user_data != NULL)
+    {
+      g_application_release (user_data);
+      g_object_unref (user_data);
+    }
+
   if (id <= 0)
     {
       g_autofree char *text = g_strdup_printf (_("Not saved in the history: %s"), error->message);
@@ -191,8 +197,13 @@ record_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 record_async (AtelierWritePage *self, Record *r)
 {
-  g_autoptr (GTask) task = g_task_new (self, NULL, record_done_cb, NULL);
+  /* The application waits for the commit before it ends: closing right after New, say, must
+   * not cut the old document's record short. */
+  GApplication *app = self->app != NULL ? G_APPLICATION (self->app) : NULL;
+  g_autoptr (GTask) task = g_task_new (self, NULL, record_done_cb, app != NULL ? g_object_ref (app) : NULL);
 
+  if (app != NULL)
+    g_application_hold (app);
   g_task_set_task_data (task, r, (GDestroyNotify) record_free);
   g_task_run_in_thread (task, record_worker);
 }
@@ -434,19 +445,103 @@ run_chooser (AtelierWritePage *self, gboolean save)
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (dialog));
 }
 
+/* -- leaving a document -- */
+
+typedef struct
+{
+  AtelierWritePage *self;
+  AtelierWritePageThen then;
+  gpointer data;
+  GDestroyNotify destroy;
+} Leaving;
+
+static void
+leaving_free (gpointer data, GClosure *closure)
+{
+  Leaving *l = data;
+
+  if (l->destroy != NULL)
+    l->destroy (l->data);
+  g_object_unref (l->self);
+  g_free (l);
+}
+
+static void
+leaving_response_cb (AdwMessageDialog *dialog, const char *response, gpointer user_data)
+{
+  Leaving *l = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (g_strcmp0 (response, "save") == 0 && !atelier_write_page_save_now (l->self, &error))
+    {
+      g_autofree char *text = g_strdup_printf (_("Not saved: %s"), error->message);
+
+      toast (l->self, text, NULL, NULL);
+      return;
+    }
+  if (g_strcmp0 (response, "save") == 0 || g_strcmp0 (response, "discard") == 0)
+    l->then (l->self, l->data);
+}
+
+void
+atelier_write_page_confirm_unsaved (AtelierWritePage *self, AtelierWritePageThen then, gpointer data,
+                                    GDestroyNotify destroy)
+{
+  GFile *file = atelier_write_page_get_unsaved_file (self);
+  g_autofree char *name = NULL, *heading = NULL;
+  AdwMessageDialog *dialog;
+  Leaving *l;
+
+  /* Whatever is answered, the text as it is goes into the history. */
+  autosave (self);
+  if (file == NULL)
+    {
+      then (self, data);
+      if (destroy != NULL)
+        destroy (data);
+      return;
+    }
+  l = g_new0 (Leaving, 1);
+  l->self = g_object_ref (self);
+  l->then = then;
+  l->data = data;
+  l->destroy = destroy;
+  name = g_file_get_basename (file);
+  heading = g_strdup_printf (_("Save Changes to “%s”?"), name);
+  dialog = ADW_MESSAGE_DIALOG (adw_message_dialog_new (GTK_WINDOW (gtk_widget_get_root (GTK_WIDGET (self))), heading,
+                                                       _("The text as it is now is kept in the history either way.")));
+  adw_message_dialog_add_responses (dialog, "cancel", _("_Cancel"), "discard", _("_Discard"), "save", _("_Save"),
+                                    NULL);
+  adw_message_dialog_set_response_appearance (dialog, "discard", ADW_RESPONSE_DESTRUCTIVE);
+  adw_message_dialog_set_response_appearance (dialog, "save", ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (dialog, "save");
+  adw_message_dialog_set_close_response (dialog, "cancel");
+  g_signal_connect_data (dialog, "response", G_CALLBACK (leaving_response_cb), l, leaving_free, 0);
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+static void
+new_then (AtelierWritePage *self, gpointer data)
+{
+  set_document (self, "", NULL);
+}
+
 static void
 new_action (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  AtelierWritePage *self = data;
+  atelier_write_page_confirm_unsaved (data, new_then, NULL, NULL);
+}
 
-  autosave (self);
-  set_document (self, "", NULL);
+static void
+open_then (AtelierWritePage *self, gpointer data)
+{
+  run_chooser (self, FALSE);
 }
 
 static void
 open_action (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  run_chooser (data, FALSE);
+  atelier_write_page_confirm_unsaved (data, open_then, NULL, NULL);
 }
 
 static void

@@ -35,6 +35,12 @@ void atelier_write_page_keep_in_history (AtelierWritePage *self);
 GFile *atelier_write_page_get_unsaved_file (AtelierWritePage *self);
 /* Saves the document to its file now (atomically, with a backup). */
 gboolean atelier_write_page_save_now (AtelierWritePage *self, GError **error);
+typedef void (*AtelierWritePageThen) (AtelierWritePage *self, gpointer data);
+/* Before the document is replaced: keeps it in the history, then runs `then` at once, or, when
+ * its file has unsaved changes, after asking Save / Discard / Cancel (Cancel: never). `destroy`
+ * frees `data` either way. */
+void atelier_write_page_confirm_unsaved (AtelierWritePage *self, AtelierWritePageThen then, gpointer data,
+                                         GDestroyNotify destroy);
 /* Scans for models again (after the model manager closes). */
 void atelier_write_page_refresh_models (AtelierWritePage *self);
 
