@@ -84,6 +84,9 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
                         weight_bytes * (double) stats.generated_tokens / MAX (stats.generate_seconds, 1e-9) / 1e9,
                         stream_read);
   atelier_bench_report (b, json, "time to first token", "ms", stats.first_token_seconds * 1e3, 0);
+  /* ATELIER_PROFILE=1: where the GPU time went, op by op. */
+  if (at_profile_enabled ())
+    at_llm_print_profile (llm, stderr);
   return 0;
 
 fail:

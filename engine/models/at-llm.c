@@ -863,6 +863,23 @@ at_llm_get_position (AtLlm *m)
   return m->pos;
 }
 
+void
+at_llm_print_profile (AtLlm *m, FILE *out)
+{
+  for (guint i = 0; i < N_PROMPT_GRAPHS; i++)
+    if (m->prompts[i] != NULL)
+      {
+        fprintf (out, "prompt graph %u:\n", i);
+        at_command_print_profile (at_graph_get_command (m->prompts[i]->graph), out);
+      }
+  for (guint i = 0; i < MAX_DECODE_GRAPHS; i++)
+    if (m->decode[i] != NULL)
+      {
+        fprintf (out, "decode graph %u:\n", i);
+        at_command_print_profile (at_graph_get_command (m->decode[i]->graph), out);
+      }
+}
+
 const char *
 at_llm_get_arch (AtLlm *m)
 {

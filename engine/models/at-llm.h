@@ -51,5 +51,8 @@ guint at_llm_get_n_ctx (AtLlm *m);
 guint at_llm_get_position (AtLlm *m);
 /* "llama", "qwen2", "phi3". */
 const char *at_llm_get_arch (AtLlm *m);
+/* With ATELIER_PROFILE=1: GPU time per op label, summed over every run so far of each compiled
+ * graph (prompt graphs, then decode graphs, each with the key rows it attends over), to `out`. */
+void at_llm_print_profile (AtLlm *m, FILE *out);
 
 G_END_DECLS
