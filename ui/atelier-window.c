@@ -442,25 +442,15 @@ close_idle_cb (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* The unsaved-changes question answered Save (and saved) or Discard. */
 static void
-unsaved_response_cb (AdwMessageDialog *dialog, const char *response, gpointer user_data)
+close_then (AtelierWritePage *page, gpointer data)
 {
-  AtelierWindow *self = user_data;
-  g_autoptr (GError) error = NULL;
+  AtelierWindow *self = data;
 
-  if (g_strcmp0 (response, "save") == 0 && !atelier_write_page_save_now (self->write_page, &error))
-    {
-      g_autofree char *text = g_strdup_printf (_("Not saved: %s"), error->message);
-
-      atelier_window_toast (self, text, NULL, NULL);
-      return;
-    }
-  if (g_strcmp0 (response, "save") == 0 || g_strcmp0 (response, "discard") == 0)
-    {
-      self->closing = TRUE;
-      /* Once the dialog, which is transient for this window, has gone. */
-      g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, close_idle_cb, g_object_ref (self), g_object_unref);
-    }
+  self->closing = TRUE;
+  /* Once the dialog, which is transient for this window, has gone. */
+  g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, close_idle_cb, g_object_ref (self), g_object_unref);
 }
 
 /* Nothing typed is lost: the document goes into the history first, whatever happens next, and
@@ -469,28 +459,13 @@ static gboolean
 atelier_window_close_request (GtkWindow *window)
 {
   AtelierWindow *self = ATELIER_WINDOW (window);
-  GFile *file;
-  g_autofree char *name = NULL, *heading = NULL;
-  AdwMessageDialog *dialog;
 
   if (!self->closing)
     {
       atelier_write_page_keep_in_history (self->write_page);
-      file = atelier_write_page_get_unsaved_file (self->write_page);
-      if (file != NULL)
+      if (atelier_write_page_get_unsaved_file (self->write_page) != NULL)
         {
-          name = g_file_get_basename (file);
-          heading = g_strdup_printf (_("Save Changes to “%s”?"), name);
-          dialog = ADW_MESSAGE_DIALOG (adw_message_dialog_new (
-            window, heading, _("The text as it is now is kept in the history either way.")));
-          adw_message_dialog_add_responses (dialog, "cancel", _("_Cancel"), "discard", _("_Discard"), "save",
-                                            _("_Save"), NULL);
-          adw_message_dialog_set_response_appearance (dialog, "discard", ADW_RESPONSE_DESTRUCTIVE);
-          adw_message_dialog_set_response_appearance (dialog, "save", ADW_RESPONSE_SUGGESTED);
-          adw_message_dialog_set_default_response (dialog, "save");
-          adw_message_dialog_set_close_response (dialog, "cancel");
-          g_signal_connect_object (dialog, "response", G_CALLBACK (unsaved_response_cb), self, 0);
-          gtk_window_present (GTK_WINDOW (dialog));
+          atelier_write_page_confirm_unsaved (self->write_page, close_then, self, NULL);
           return TRUE;
         }
     }
