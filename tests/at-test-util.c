@@ -319,3 +319,17 @@ at_test_write_file (const char *path, const void *data, gsize len)
   g_assert_true (g_file_set_contents (path, data, (gssize) len, &error));
   g_assert_no_error (error);
 }
+
+void
+at_test_write_text (const char *path, const char *text)
+{
+  at_test_write_file (path, text, strlen (text));
+}
+
+void
+at_test_write_tiny_llama (const char *path)
+{
+  g_autoptr (GBytes) bytes = at_test_tiny_llama_gguf ();
+
+  at_test_write_file (path, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+}

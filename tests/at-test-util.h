@@ -65,5 +65,8 @@ void at_test_put_str (GByteArray *b, const char *s); /* GGUF string: u64 length,
 GBytes *at_test_tiny_llama_gguf (void);
 /* Writes `len` bytes to `path`, making its folders; asserts on failure. */
 void at_test_write_file (const char *path, const void *data, gsize len);
+/* The same for a string, and for at_test_tiny_llama_gguf(). */
+void at_test_write_text (const char *path, const char *text);
+void at_test_write_tiny_llama (const char *path);
 
 G_END_DECLS

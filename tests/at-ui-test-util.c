@@ -121,6 +121,17 @@ at_ui_drawn (gpointer window)
   return gtk_widget_get_mapped (window) && gtk_widget_get_width (window) > 0;
 }
 
+void
+at_ui_run_app (GCallback activate, gpointer data)
+{
+  g_autoptr (AtelierApplication) app = atelier_application_new ();
+  char *argv[] = { (char *) "atelier", NULL };
+
+  g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
+  g_signal_connect_after (app, "activate", activate, data);
+  g_assert_cmpint (g_application_run (G_APPLICATION (app), 1, argv), ==, 0);
+}
+
 char *
 at_ui_tiny_llm (const char *name)
 {

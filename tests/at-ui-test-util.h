@@ -41,6 +41,10 @@ gboolean at_ui_store_open (gpointer app);
 gboolean at_ui_job_done (gpointer page);
 gboolean at_ui_drawn (gpointer window);
 
+/* Runs a new AtelierApplication (not unique, no arguments) with `activate` connected after its
+ * own "activate" handler, and asserts that it ends with status 0. */
+void at_ui_run_app (GCallback activate, gpointer data);
+
 /* tools/ref/tiny_llm.py's model file `name` ("llama_chat.gguf"), the models made once in the
  * test's temporary folder; NULL after g_test_skip() (no python3-torch). */
 char *at_ui_tiny_llm (const char *name);

@@ -22,7 +22,6 @@ typedef struct
   gboolean asked, ran;
 } Case;
 
-static AtelierApplication *the_app;
 
 static gboolean
 file_loaded (gpointer buffer)
@@ -193,15 +192,9 @@ newest_text (const char *data_dir)
 static void
 run_case_with (Case *c, const char *data_dir, GCallback activate)
 {
-  char *argv[] = { (char *) "atelier", NULL };
-
   g_setenv ("ATELIER_DATA_DIR", data_dir, TRUE);
-  the_app = atelier_application_new ();
-  g_application_set_flags (G_APPLICATION (the_app), G_APPLICATION_NON_UNIQUE);
-  g_signal_connect_after (the_app, "activate", activate, c);
-  /* g_application_run returns only when the last window has closed. */
-  g_assert_cmpint (g_application_run (G_APPLICATION (the_app), 1, argv), ==, 0);
-  g_clear_object (&the_app);
+  /* It returns only when the last window has closed. */
+  at_ui_run_app (activate, c);
   g_assert_true (c->ran);
   g_assert_true (c->asked == (c->answer != NULL));
 }

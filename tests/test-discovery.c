@@ -27,20 +27,6 @@ static char *root, *hub, *lms, *oll, *user_dir, *gguf_path, *lms_gguf;
 
 
 static void
-write_text (const char *path, const char *text)
-{
-  at_test_write_file (path, text, strlen (text));
-}
-
-static void
-write_gguf (const char *path)
-{
-  g_autoptr (GBytes) bytes = at_test_tiny_llama_gguf ();
-
-  at_test_write_file (path, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
-}
-
-static void
 copy_corpus (const char *name, const char *to)
 {
   g_autofree char *from = g_test_build_filename (G_TEST_DIST, "corpus", "safetensors", name, NULL);
@@ -116,25 +102,25 @@ build_trees (void)
   oll = under (root, "ollama");
   user_dir = under (root, "mine");
   gguf_path = under (root, "tiny.gguf");
-  write_gguf (gguf_path);
+  at_test_write_tiny_llama (gguf_path);
 
   /* Hub: one GGUF reached through two revisions' links, a link to a download in progress, a
    * dangling link, a non-model file, a bad safetensors blob; a diffusers snapshot; a dataset. */
 #define HF(rel) (g_free (p), p = under (hub, rel))
-  write_gguf (HF ("models--acme--tiny-llm/blobs/" BLOB_HEX));
-  write_text (HF ("models--acme--tiny-llm/blobs/" BLOB_HEX2 ".incomplete"), "half a download");
-  write_text (HF ("models--acme--tiny-llm/blobs/readme"), "# tiny");
-  write_text (HF ("models--acme--tiny-llm/blobs/badblob"), BAD_BYTES);
+  at_test_write_tiny_llama (HF ("models--acme--tiny-llm/blobs/" BLOB_HEX));
+  at_test_write_text (HF ("models--acme--tiny-llm/blobs/" BLOB_HEX2 ".incomplete"), "half a download");
+  at_test_write_text (HF ("models--acme--tiny-llm/blobs/readme"), "# tiny");
+  at_test_write_text (HF ("models--acme--tiny-llm/blobs/badblob"), BAD_BYTES);
   link_to ("../../blobs/" BLOB_HEX, HF ("models--acme--tiny-llm/snapshots/rev1/tiny.Q8_0.gguf"));
   link_to ("../../blobs/" BLOB_HEX, HF ("models--acme--tiny-llm/snapshots/rev2/tiny.Q8_0.gguf"));
   link_to ("../../blobs/" BLOB_HEX2 ".incomplete", HF ("models--acme--tiny-llm/snapshots/rev1/partial.gguf"));
   link_to ("../../blobs/gone", HF ("models--acme--tiny-llm/snapshots/rev1/gone.gguf"));
   link_to ("../../blobs/readme", HF ("models--acme--tiny-llm/snapshots/rev1/README.md"));
   link_to ("../../../blobs/badblob", HF ("models--acme--tiny-llm/snapshots/rev1/extra/bad.safetensors"));
-  write_text (HF ("models--acme--pipe/snapshots/rev3/model_index.json"),
+  at_test_write_text (HF ("models--acme--pipe/snapshots/rev3/model_index.json"),
               "{\"_class_name\": \"StableDiffusionPipeline\"}");
-  write_text (HF ("models--acme--pipe/snapshots/rev3/unet/config.json"), "{}");
-  write_gguf (HF ("datasets--acme--data/snapshots/rev4/data.gguf"));
+  at_test_write_text (HF ("models--acme--pipe/snapshots/rev3/unet/config.json"), "{}");
+  at_test_write_tiny_llama (HF ("datasets--acme--data/snapshots/rev4/data.gguf"));
 
   /* Hub, sharded: rev5 a 2-shard VAE; rev6 the same blobs (listed once); rev7 the same index
    * blob (an index is a small git file, one blob while the sharding stays) with retrained
@@ -145,8 +131,8 @@ build_trees (void)
   {
     g_autofree char *index = index_json ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors");
 
-    write_text (HF ("models--acme--sharded-vae/blobs/index"), index);
-    write_text (HF ("models--acme--half-sharded/blobs/index"), index);
+    at_test_write_text (HF ("models--acme--sharded-vae/blobs/index"), index);
+    at_test_write_text (HF ("models--acme--half-sharded/blobs/index"), index);
   }
   for (guint r = 5; r <= 7; r++)
     {
@@ -160,7 +146,7 @@ build_trees (void)
       link_to (r == 7 ? "../../blobs/shard2b" : "../../blobs/shard2", HF (two));
     }
   write_safetensors (HF ("models--acme--half-sharded/blobs/shard1"), "encoder.conv_in.weight");
-  write_text (HF ("models--acme--half-sharded/blobs/shard2.incomplete"), "half a download");
+  at_test_write_text (HF ("models--acme--half-sharded/blobs/shard2.incomplete"), "half a download");
   link_to ("../../blobs/index", HF ("models--acme--half-sharded/snapshots/rev8/model.safetensors.index.json"));
   link_to ("../../blobs/shard1", HF ("models--acme--half-sharded/snapshots/rev8/model-00001-of-00002.safetensors"));
   link_to ("../../blobs/shard2.incomplete",
@@ -168,12 +154,12 @@ build_trees (void)
 
   /* LM Studio: publisher/repo/file.gguf; a text file; a GGUF one level too deep. */
   lms_gguf = under (lms, "pub/repo-GGUF/repo.Q8_0.gguf");
-  write_gguf (lms_gguf);
-  write_text ((g_free (p), p = under (lms, "pub/repo-GGUF/notes.txt")), "notes");
-  write_gguf ((g_free (p), p = under (lms, "pub/repo-GGUF/deeper/deep.gguf")));
+  at_test_write_tiny_llama (lms_gguf);
+  at_test_write_text ((g_free (p), p = under (lms, "pub/repo-GGUF/notes.txt")), "notes");
+  at_test_write_tiny_llama ((g_free (p), p = under (lms, "pub/repo-GGUF/deeper/deep.gguf")));
   /* A split GGUF in two parts. */
-  write_gguf ((g_free (p), p = under (lms, "pub/big-GGUF/big-00001-of-00002.gguf")));
-  write_gguf ((g_free (p), p = under (lms, "pub/big-GGUF/big-00002-of-00002.gguf")));
+  at_test_write_tiny_llama ((g_free (p), p = under (lms, "pub/big-GGUF/big-00001-of-00002.gguf")));
+  at_test_write_tiny_llama ((g_free (p), p = under (lms, "pub/big-GGUF/big-00002-of-00002.gguf")));
 
   /* Ollama: a valid manifest, another namespace's, one that is not JSON, one naming a blob
    * that is gone, one whose digest would leave the blob folder. */
@@ -181,28 +167,28 @@ build_trees (void)
   "{\"schemaVersion\": 2, \"layers\": [{\"mediaType\": \"application/vnd.ollama.image.license\", "  \
   "\"digest\": \"sha256:" LOST_HEX "\"}, {\"mediaType\": \"application/vnd.ollama.image.model\", "  \
   "\"digest\": \"" model_layer "\"}]}"
-  write_gguf ((g_free (p), p = under (oll, "blobs/sha256-" BLOB_HEX)));
-  write_gguf ((g_free (p), p = under (oll, "blobs/sha256-" BLOB_HEX2)));
-  write_text ((g_free (p), p = under (oll, "manifests/registry.ollama.ai/library/tiny/latest")),
+  at_test_write_tiny_llama ((g_free (p), p = under (oll, "blobs/sha256-" BLOB_HEX)));
+  at_test_write_tiny_llama ((g_free (p), p = under (oll, "blobs/sha256-" BLOB_HEX2)));
+  at_test_write_text ((g_free (p), p = under (oll, "manifests/registry.ollama.ai/library/tiny/latest")),
               MANIFEST ("sha256:" BLOB_HEX));
-  write_text ((g_free (p), p = under (oll, "manifests/registry.ollama.ai/someone/thing/q8")),
+  at_test_write_text ((g_free (p), p = under (oll, "manifests/registry.ollama.ai/someone/thing/q8")),
               MANIFEST ("sha256:" BLOB_HEX2));
-  write_text ((g_free (p), p = under (oll, "manifests/registry.ollama.ai/library/broken/latest")), "{\"layers\": [");
-  write_text ((g_free (p), p = under (oll, "manifests/registry.ollama.ai/library/lost/1b")),
+  at_test_write_text ((g_free (p), p = under (oll, "manifests/registry.ollama.ai/library/broken/latest")), "{\"layers\": [");
+  at_test_write_text ((g_free (p), p = under (oll, "manifests/registry.ollama.ai/library/lost/1b")),
               MANIFEST ("sha256:" LOST_HEX));
-  write_text ((g_free (p), p = under (oll, "manifests/registry.ollama.ai/library/sneaky/latest")),
+  at_test_write_text ((g_free (p), p = under (oll, "manifests/registry.ollama.ai/library/sneaky/latest")),
               MANIFEST ("sha256:../../../../tiny.gguf"));
 
   /* A user folder: a GGUF, a safetensors one folder down, a hidden folder, a link back to
    * itself, a second link to the same sub-folder, bad bytes, a text file, a diffusers folder. */
-  write_gguf ((g_free (p), p = under (user_dir, "a.gguf")));
+  at_test_write_tiny_llama ((g_free (p), p = under (user_dir, "a.gguf")));
   copy_corpus ("small-padded.safetensors", (g_free (p), p = under (user_dir, "sub/b.safetensors")));
-  write_gguf ((g_free (p), p = under (user_dir, ".hidden/c.gguf")));
+  at_test_write_tiny_llama ((g_free (p), p = under (user_dir, ".hidden/c.gguf")));
   link_to ("..", (g_free (p), p = under (user_dir, "sub/loop")));
   link_to ("sub", (g_free (p), p = under (user_dir, "also-sub")));
-  write_text ((g_free (p), p = under (user_dir, "bad.ckpt")), BAD_BYTES);
-  write_text ((g_free (p), p = under (user_dir, "notes.txt")), "notes");
-  write_text ((g_free (p), p = under (user_dir, "pipe/model_index.json")),
+  at_test_write_text ((g_free (p), p = under (user_dir, "bad.ckpt")), BAD_BYTES);
+  at_test_write_text ((g_free (p), p = under (user_dir, "notes.txt")), "notes");
+  at_test_write_text ((g_free (p), p = under (user_dir, "pipe/model_index.json")),
               "{\"_class_name\": \"StableDiffusionPipeline\"}");
 
   /* In one folder: a 2-shard VAE; an index naming a shard that is not there; a malformed
@@ -216,18 +202,18 @@ build_trees (void)
                        "encoder.conv_in.weight");
     write_safetensors ((g_free (p), p = under (user_dir, "big/vae-00002-of-00002.safetensors")),
                        "decoder.conv_out.weight");
-    write_text ((g_free (p), p = under (user_dir, "big/vae.safetensors.index.json")), vae);
+    at_test_write_text ((g_free (p), p = under (user_dir, "big/vae.safetensors.index.json")), vae);
     write_safetensors ((g_free (p), p = under (user_dir, "big/gone-00001-of-00002.safetensors")),
                        "encoder.conv_in.weight");
-    write_text ((g_free (p), p = under (user_dir, "big/gone.safetensors.index.json")), gone);
+    at_test_write_text ((g_free (p), p = under (user_dir, "big/gone.safetensors.index.json")), gone);
     write_safetensors ((g_free (p), p = under (user_dir, "big/torn-00001-of-00002.safetensors")),
                        "encoder.conv_in.weight");
-    write_text ((g_free (p), p = under (user_dir, "big/torn.safetensors.index.json")), "{\"weight_map\": {\"encoder");
+    at_test_write_text ((g_free (p), p = under (user_dir, "big/torn.safetensors.index.json")), "{\"weight_map\": {\"encoder");
     for (guint i = 1; i <= 3; i++)
       {
         g_autofree char *rel = g_strdup_printf ("big/tiny-%05u-of-00003.gguf", i);
 
-        write_gguf ((g_free (p), p = under (user_dir, rel)));
+        at_test_write_tiny_llama ((g_free (p), p = under (user_dir, rel)));
       }
   }
 #undef HF

@@ -15,20 +15,6 @@
 #include "atelier-models-dialog.h"
 #include "atelier-store.h"
 
-static void
-write_text (const char *path, const char *text)
-{
-  at_test_write_file (path, text, strlen (text));
-}
-
-static void
-write_gguf (const char *path)
-{
-  g_autoptr (GBytes) bytes = at_test_tiny_llama_gguf ();
-
-  at_test_write_file (path, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
-}
-
 #define BLOB_HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 static char *root, *extra_dir, *own_dir;
@@ -46,7 +32,7 @@ make_roots (void)
   g_assert_no_error (error);
   hub = g_build_filename (root, "hub", NULL);
   blob = g_build_filename (hub, "models--org--tiny", "blobs", BLOB_HEX, NULL);
-  write_gguf (blob);
+  at_test_write_tiny_llama (blob);
   snap = g_build_filename (hub, "models--org--tiny", "snapshots", "rev1", NULL);
   g_assert_cmpint (g_mkdir_with_parents (snap, 0755), ==, 0);
   g_free (snap);
@@ -55,15 +41,15 @@ make_roots (void)
   lms = g_build_filename (root, "lmstudio", NULL);
   g_free (blob);
   blob = g_build_filename (lms, "pub", "repo", "chat.gguf", NULL);
-  write_gguf (blob);
+  at_test_write_tiny_llama (blob);
   oll = g_build_filename (root, "ollama", NULL);
   g_free (blob);
   blob = g_build_filename (oll, "manifests", "registry.ollama.ai", "library", "broken", "latest", NULL);
-  write_text (blob, "{\"layers\": [");
+  at_test_write_text (blob, "{\"layers\": [");
   extra_dir = g_build_filename (root, "extra", NULL);
   g_free (blob);
   blob = g_build_filename (extra_dir, "garbage.gguf", NULL);
-  write_text (blob, "this is not a model at all");
+  at_test_write_text (blob, "this is not a model at all");
   corpus = g_test_build_filename (G_TEST_DIST, "corpus", "safetensors", "small-padded.safetensors", NULL);
   g_assert_true (g_file_get_contents (corpus, &st_text, &st_len, &error));
   g_assert_no_error (error);
@@ -252,8 +238,8 @@ test_import_remove (void)
   g_autoptr (GFile) bad_file = g_file_new_for_path (bad);
   AdwActionRow *row;
 
-  write_gguf (own);
-  write_text (bad, "GGUF but nothing after");
+  at_test_write_tiny_llama (own);
+  at_test_write_text (bad, "GGUF but nothing after");
   g_assert_null (find_row (dialog, "own.gguf"));
 
   atelier_models_dialog_import (dialog, own_file);
@@ -300,7 +286,7 @@ test_drop (void)
   GSList *files;
   gboolean accepted = FALSE;
 
-  write_gguf (path);
+  at_test_write_tiny_llama (path);
   for (guint i = 0; i < g_list_model_get_n_items (controllers); i++)
     {
       g_autoptr (GObject) c = g_list_model_get_item (controllers, i);
@@ -330,7 +316,7 @@ test_no_store (void)
   g_autofree char *own = g_build_filename (own_dir, "later.gguf", NULL);
   g_autoptr (GFile) file = g_file_new_for_path (own);
 
-  write_gguf (own);
+  at_test_write_tiny_llama (own);
   g_assert_nonnull (find_row (dialog, "pub/repo/chat.gguf"));
   atelier_models_dialog_import (dialog, file);
   wait_idle (dialog);

@@ -671,16 +671,6 @@ assistant_keys_activate_cb (GApplication *gapp, gpointer data)
 
 /* -- running the application -- */
 
-static void
-run_app (GCallback activate, gpointer data)
-{
-  g_autoptr (AtelierApplication) app = atelier_application_new ();
-  char *argv[] = { (char *) "atelier", NULL };
-
-  g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
-  g_signal_connect_after (app, "activate", activate, data);
-  g_assert_cmpint (g_application_run (G_APPLICATION (app), 1, argv), ==, 0);
-}
 
 /* xdotool and an X display (XTest): FALSE after g_test_skip(). */
 static gboolean
@@ -723,7 +713,7 @@ test_listed (void)
 
   if (!at_ui_have_display ())
     return;
-  run_app (G_CALLBACK (listed_activate_cb), &ran);
+  at_ui_run_app (G_CALLBACK (listed_activate_cb), &ran);
   g_assert_true (ran);
 }
 
@@ -734,7 +724,7 @@ test_keys (void)
 
   if (!have_xdotool ())
     return;
-  run_app (G_CALLBACK (keys_activate_cb), &k);
+  at_ui_run_app (G_CALLBACK (keys_activate_cb), &k);
   g_assert_true (k.quit);
 }
 
@@ -745,7 +735,7 @@ test_write_keys (void)
 
   if (!have_xdotool ())
     return;
-  run_app (G_CALLBACK (write_keys_activate_cb), &k);
+  at_ui_run_app (G_CALLBACK (write_keys_activate_cb), &k);
   g_assert_true (k.ran);
 }
 
@@ -757,7 +747,7 @@ test_assistant_keys (void)
   if (!have_xdotool () || !have_chat_model () || at_test_device () == NULL)
     return;
   g_settings_set_int (atelier_settings_get (), "max-tokens", 24);
-  run_app (G_CALLBACK (assistant_keys_activate_cb), &k);
+  at_ui_run_app (G_CALLBACK (assistant_keys_activate_cb), &k);
   g_assert_true (k.ran);
 }
 

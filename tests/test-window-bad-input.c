@@ -394,8 +394,6 @@ static void
 run_case (Case run, const char *device)
 {
   g_autofree char *data = g_build_filename (at_test_tmpdir (), "history", NULL);
-  g_autoptr (AtelierApplication) app = NULL;
-  char *argv[] = { (char *) "atelier", NULL };
 
   g_setenv ("ATELIER_DATA_DIR", data, TRUE);
   g_setenv ("ATELIER_HF_HUB_CACHE", "", TRUE);
@@ -408,10 +406,7 @@ run_case (Case run, const char *device)
   g_settings_set_strv (atelier_settings_get (), "model-folders", NULL);
   g_settings_set_double (atelier_settings_get (), "temperature", 0);
   g_settings_set_int (atelier_settings_get (), "max-tokens", 8);
-  app = atelier_application_new ();
-  g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
-  g_signal_connect_after (app, "activate", G_CALLBACK (activate_cb), (gpointer) run);
-  g_assert_cmpint (g_application_run (G_APPLICATION (app), 1, argv), ==, 0);
+  at_ui_run_app (G_CALLBACK (activate_cb), (gpointer) run);
   /* The case ran to its end, not just the application. */
   g_assert_true (case_ran);
 }

@@ -60,15 +60,10 @@ activate_cb (GApplication *app, gpointer data)
 static void
 test_window_opens (void)
 {
-  g_autoptr (AtelierApplication) app = NULL;
-  char *argv[] = { (char *) "atelier", NULL };
 
   if (!at_ui_have_display ())
     return;
-  app = atelier_application_new ();
-  g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
-  g_signal_connect_after (app, "activate", G_CALLBACK (activate_cb), NULL);
-  g_assert_cmpint (g_application_run (G_APPLICATION (app), 1, argv), ==, 0);
+  at_ui_run_app (G_CALLBACK (activate_cb), NULL);
 }
 
 int

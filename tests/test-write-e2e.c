@@ -322,8 +322,6 @@ test_write_continue_accept (void)
 {
   g_autofree char *gguf = NULL;
   g_autofree char *data = g_build_filename (at_test_tmpdir (), "history", NULL);
-  g_autoptr (AtelierApplication) app = NULL;
-  char *argv[] = { (char *) "atelier", NULL };
 
   if (!at_ui_have_display ())
     return;
@@ -339,10 +337,7 @@ test_write_continue_accept (void)
   g_assert_nonnull (atelier_settings_get ());
   g_settings_set_double (atelier_settings_get (), "temperature", 0);
   g_settings_set_int (atelier_settings_get (), "max-tokens", 24);
-  app = atelier_application_new ();
-  g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
-  g_signal_connect_after (app, "activate", G_CALLBACK (activate_cb), NULL);
-  g_assert_cmpint (g_application_run (G_APPLICATION (app), 1, argv), ==, 0);
+  at_ui_run_app (G_CALLBACK (activate_cb), NULL);
 }
 
 int
