@@ -130,6 +130,20 @@ test_decode (void)
   check_case ("decode auto splits", &(Case){ 1, 2, 2, 1, 1000, 64 });
 }
 
+/* Shapes of the decode kernel of CPU devices (attention_decode.comp: one query position, f32
+ * K and V, at most 8 query heads per kv head): SmolLM's GQA group of 3 over keys that are not
+ * a multiple of the lanes, 8 heads of 128 on one kv head in batches of strided views, 7 heads
+ * of 40 (fewer texels than lanes), and fewer keys than lanes. On a GPU these take the general
+ * kernel, against the same reference. */
+static void
+test_decode_kernel (void)
+{
+  check_case ("decode gqa 3", &(Case){ 1, 9, 3, 1, 600, 64, TRUE });
+  check_case ("decode gqa 8 strided", &(Case){ 2, 8, 1, 1, 77, 128, .strided = TRUE });
+  check_case ("decode gqa 7 d40", &(Case){ 1, 14, 2, 1, 33, 40 });
+  check_case ("decode few keys", &(Case){ 1, 2, 2, 1, 5, 4 });
+}
+
 static void
 test_square (void)
 {
@@ -195,12 +209,13 @@ test_kv_len (void)
 
   if (dev == NULL)
     return;
+  for (int lq = 3; lq >= 1; lq -= 2) /* Lq 1 with one split: the decode kernel on CPUs */
   for (int split = 1; split <= 4; split += 3)
     for (int causal = 0; causal < 2; causal++)
       {
         g_autoptr (AtGraph) g = at_graph_new (dev);
         g_autoptr (GError) error = NULL;
-        Case c = { 1, 4, 2, 3, 40, 64, causal, FALSE, TRUE, 2, 23, split };
+        Case c = { 1, 4, 2, lq, 40, 64, causal, FALSE, TRUE, lq == 1 ? 0 : 2, 23, split };
         AtTensor *kv_len, *o = build_case (g, &c, &kv_len);
         gint64 n;
 
@@ -211,8 +226,8 @@ test_kv_len (void)
           {
             gint32 len = (gint32) lens[r];
             g_autofree float *gpu = g_new (float, n), *ref = NULL;
-            g_autofree char *what = g_strdup_printf ("kv_len replay %d causal %d splits %d", len,
-                                                     causal, split);
+            g_autofree char *what = g_strdup_printf ("kv_len replay %d Lq %d causal %d splits %d",
+                                                     len, lq, causal, split);
             g_assert_true (at_graph_set_input (g, kv_len, &len, sizeof len, &error));
             g_assert_true (at_graph_run (g, &error));
             g_assert_true (at_graph_get_output (g, o, gpu, n * sizeof (float), &error));
@@ -323,6 +338,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/engine/attention/tiny", test_tiny);
   g_test_add_func ("/engine/attention/decode", test_decode);
+  g_test_add_func ("/engine/attention/decode-kernel", test_decode_kernel);
   g_test_add_func ("/engine/attention/square", test_square);
   g_test_add_func ("/engine/attention/causal-offset", test_causal_offset);
   g_test_add_func ("/engine/attention/gqa", test_gqa);

@@ -112,6 +112,20 @@ choose_tiles (const AtDeviceInfo *info, gint64 d, gint64 rows, Tiles *t)
   t->rows_per_group = t->keys_on_lanes ? t->rpl : t->nl * t->rpl;
 }
 
+/* Whether attention_decode.comp takes this attention (the caller also needs f32 K and V in
+ * texel views, rows on whole texels): one query position on a CPU device, no mask, no split,
+ * at most DECODE_GMAX query heads per kv head. ATELIER_ATTENTION_DECODE=0 turns it off (tests
+ * compare both kernels). */
+#define DECODE_GMAX 8
+static gboolean
+decode_kernel (const AtDeviceInfo *info, const Dims *n, const AttnParams *p)
+{
+  return info->type == VK_PHYSICAL_DEVICE_TYPE_CPU && n->lq == 1 && n->d % 4 == 0
+         && n->hq / n->hkv <= DECODE_GMAX && info->subgroup_size >= 4 && info->subgroup_size <= 16
+         && p->mask_src < 0 && p->n_splits <= 1
+         && g_strcmp0 (g_getenv ("ATELIER_ATTENTION_DECODE"), "0") != 0;
+}
+
 /* ---- reference ---- */
 
 typedef struct
@@ -320,6 +334,16 @@ encode_attention (AtEncoder *enc, AtTensor *dst, GError **error)
   /* Rows of whole 4-element chunks (16 bytes of f32, 8 of f16) that start on one. */
   vec4 = n.d % 4 == 0 && push.ok % 4 == 0 && push.ov % 4 == 0
          && (push.skb | push.skh | push.skj | push.svb | push.svh | push.svj) % 4 == 0;
+  if (texel && decode_kernel (info, &n, p))
+    {
+      /* One query position on a CPU device: attention_decode.comp, a workgroup per kv head. */
+      AtPipelineDesc desc = {
+        "attention_decode", 7, { tl.nl, 1, 1, (guint32) n.d, push.g, 0, tl.nl },
+        6, sizeof (AttnPush), 0x6,
+      };
+      return at_encoder_dispatch (enc, &desc, "attention_decode", &push, b, 1, 1,
+                                  (guint32) (n.b * n.hkv), error);
+    }
   {
     AtPipelineDesc desc = {
       texel ? "attention_texel" : f16 ? "attention_f16" : "attention", 9,
@@ -435,9 +459,10 @@ check_sources (AtGraph *g, AtTensor *q, AtTensor *k, AtTensor *v, AtTensor *mask
 }
 
 /* Splits of the key range: enough workgroups to fill the device, each split at least
- * MIN_KEYS_PER_SPLIT keys. */
+ * MIN_KEYS_PER_SPLIT keys. None where attention_decode.comp will run: on a CPU device a combine
+ * dispatch (~26 us on lavapipe) costs more than the split saves at these sizes. */
 static guint32
-choose_splits (AtGraph *g, const Dims *n, int wanted)
+choose_splits (AtGraph *g, const Dims *n, const AttnParams *ap, int wanted)
 {
   const AtDeviceInfo *info = at_device_get_info (at_graph_get_device (g));
   gboolean cpu = info->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
@@ -446,6 +471,8 @@ choose_splits (AtGraph *g, const Dims *n, int wanted)
 
   if (wanted > 0)
     return (guint32) MIN (MIN (wanted, MAX_SPLITS), n->lk);
+  if (decode_kernel (info, n, ap))
+    return 1;
   choose_tiles (info, n->d, n->hq / n->hkv * n->lq, &tl);
   groups = n->b * n->hkv * ((n->hq / n->hkv * n->lq + tl.rows_per_group - 1) / tl.rows_per_group);
   if (groups >= target)
@@ -501,7 +528,7 @@ at_attention (AtGraph *g, AtTensor *q, AtTensor *k, AtTensor *v, AtTensor *mask,
       ap.kvlen_src = (int) n_srcs;
       srcs[n_srcs++] = kv_len;
     }
-  ap.n_splits = choose_splits (g, &n, p->n_splits);
+  ap.n_splits = choose_splits (g, &n, &ap, p->n_splits);
   out_shape[0] = n.b;
   out_shape[1] = n.lq;
   out_shape[2] = n.hq;

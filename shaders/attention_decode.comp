@@ -1,0 +1,159 @@
+// attention_decode.comp: attention.comp's formula for one query position (token generation)
+// on CPU devices: o[b, 0, h, :] = sum_j softmax_j(scale * q[b, h, 0, :] . k[b, h / G, j, :])
+// v[b, h / G, j, :] over the keys j < kv_len. Reference: ref_attention in
+// engine/tensor/at-ops-attention.c.
+//
+// One workgroup (one subgroup of SG lanes) per kv head takes all G query heads that share it
+// and walks the keys SG at a time. Scores: lane l owns key j0 + l and reads its K row as whole
+// texels (one gather per 4 elements); q is spread over the lanes (lane l holds chunks l,
+// l + SG, ...) and each chunk reaches every lane by a constant-lane subgroupShuffle, so no
+// reduction is needed per key and q never sits in SG copies. Softmax: one subgroupMax per
+// block and one vectorised exp for SG keys. Values: the lanes turn to dimensions (lane l owns
+// chunks l, l + SG, ...), each V row is one contiguous texel per lane, and key kk's weight
+// comes from lane kk by shuffle. Every loop over rows, chunks and keys of a block is unrolled
+// by the macros below, so locals are indexed by constants and stay in registers (lavapipe puts
+// a dynamically indexed local in per-lane scratch).
+// The lazy maximum of attention.comp: m only moves when a block's maximum exceeds it by more
+// than RESCALE_AT.
+#version 450
+#extension GL_KHR_shader_subgroup_shuffle : enable
+#extension GL_KHR_shader_subgroup_arithmetic : enable
+#include "common.glsl"
+
+layout(constant_id = 3) const uint D = 64;  // head dimension, a multiple of 4, <= 128
+layout(constant_id = 4) const uint G = 1;   // query heads per kv head, 1..GMAX
+layout(constant_id = 6) const uint SG = 16; // subgroup size = workgroup size, 4..16
+
+#define GMAX 8
+#define RESCALE_AT 8.0
+
+#define FOR_T(X) X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u)
+#define FOR_R(X, t) X(t, 0u) X(t, 1u) X(t, 2u) X(t, 3u) X(t, 4u) X(t, 5u) X(t, 6u) X(t, 7u)
+#define FOR_K(X) \
+  X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) \
+  X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u)
+#define FOR_C(X) \
+  X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) \
+  X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u) \
+  X(16u) X(17u) X(18u) X(19u) X(20u) X(21u) X(22u) X(23u) \
+  X(24u) X(25u) X(26u) X(27u) X(28u) X(29u) X(30u) X(31u)
+
+const uint DC = D / 4u;                   // texels of a row
+const uint ROUNDS = (DC + SG - 1u) / SG;  // a row's texels per lane (<= 8)
+
+layout(binding = 0) readonly buffer Q { float q[]; };
+layout(binding = 1) uniform usamplerBuffer kt;
+layout(binding = 2) uniform usamplerBuffer vt;
+layout(binding = 3) readonly buffer M { float mask[]; };  // not read: no mask on this path
+layout(binding = 4) readonly buffer KL { int kvlen[]; };
+layout(binding = 5) writeonly buffer O { float o[]; };
+
+// The push constants of attention.comp (k and v offsets and strides in floats, multiples of 4).
+layout(push_constant) uniform Push {
+  uint oq, ok, ov, om, ol, oo;
+  uint sqb, sqh, sqi;
+  uint skb, skh, skj;
+  uint svb, svh, svj;
+  uint smb, smh, smi, smj;
+  uint lq, lk, hq, g;
+  uint nsplit, split_len;
+  float scale;
+  uint flags;  // 4: kv_len (the others do not reach this path)
+} p;
+
+#define LOAD4(buf, texel) uintBitsToFloat(texelFetch(buf, int(texel)))
+
+void main() {
+  uint lane = gl_LocalInvocationID.x;
+  uint hkv = p.hq / G;
+  uint b = gl_WorkGroupID.z / hkv;
+  uint kvh = gl_WorkGroupID.z % hkv;
+  uint nvalid = p.lk;
+  if ((p.flags & 4u) != 0u)
+    nvalid = uint(clamp(kvlen[p.ol], 0, int(p.lk)));
+
+  // q chunk c of row t lives in lane c % SG as qv[t][c / SG], scaled.
+  vec4 qv[GMAX][8];
+  vec4 acc[GMAX][8];
+  float m[GMAX], l[GMAX];
+#define INIT_R(t, r) \
+  if (r < ROUNDS) { \
+    uint c = min(r * SG + lane, DC - 1u); \
+    uint e = p.oq + b * p.sqb + (kvh * G + t) * p.sqh + 4u * c; \
+    qv[t][r] = p.scale * vec4(q[e], q[e + 1u], q[e + 2u], q[e + 3u]); \
+    acc[t][r] = vec4(0.0); \
+  }
+#define INIT_T(t) \
+  if (t < G) { \
+    FOR_R(INIT_R, t) \
+    m[t] = -1.0 / 0.0; \
+    l[t] = 0.0; \
+  }
+  FOR_T(INIT_T)
+
+  uint kb = (p.ok + b * p.skb + kvh * p.skh) >> 2, ks = p.skj >> 2;
+  uint vb = (p.ov + b * p.svb + kvh * p.svh) >> 2, vs = p.svj >> 2;
+  uint last = max(nvalid, 1u) - 1u;
+  for (uint j0 = 0u; j0 < nvalid; j0 += SG) {
+    uint krow = kb + min(j0 + lane, last) * ks;
+    vec4 s4[GMAX];
+    float s[GMAX], pr[GMAX];
+#define ZERO_S(t) if (t < G) s4[t] = vec4(0.0);
+    FOR_T(ZERO_S)
+    // Scores of this lane's key.
+#define QK_T(t) if (t < G) s4[t] += subgroupShuffle(qv[t][c / SG], c % SG) * kx;
+#define QK_C(cc) \
+    if (cc < DC) { \
+      const uint c = cc; \
+      vec4 kx = LOAD4(kt, krow + c); \
+      FOR_T(QK_T) \
+    }
+    FOR_C(QK_C)
+    // Softmax over the block, keys past kv_len weighing nothing.
+#define RESCALE_R(t, r) if (r < ROUNDS) acc[t][r] *= f;
+#define SOFT_T(tt) \
+    if (tt < G) { \
+      const uint t = tt; \
+      s[t] = j0 + lane < nvalid ? (s4[t].x + s4[t].y) + (s4[t].z + s4[t].w) : -1.0 / 0.0; \
+      float mx = subgroupMax(s[t]); \
+      if (mx > m[t] + RESCALE_AT) { \
+        float f = exp(m[t] - mx); \
+        l[t] *= f; \
+        FOR_R(RESCALE_R, t) \
+        m[t] = mx; \
+      } \
+      pr[t] = exp(s[t] - m[t]); \
+      l[t] += pr[t]; \
+    }
+    FOR_T(SOFT_T)
+    // Values: lanes own dimensions; key kk's weight from lane kk.
+#define PV_R(t, r) if (r < ROUNDS) acc[t][r] += w * vx[r];
+#define PV_T(t) if (t < G) { float w = subgroupShuffle(pr[t], kk); FOR_R(PV_R, t) }
+#define LOADV_R(t, r) if (r < ROUNDS) vx[r] = LOAD4(vt, vrow + min(r * SG + lane, DC - 1u));
+#define PV_K(kkk) \
+    if (kkk < SG) { \
+      const uint kk = kkk; \
+      uint vrow = vb + min(j0 + kk, last) * vs; \
+      vec4 vx[8]; \
+      FOR_R(LOADV_R, 0u) \
+      FOR_T(PV_T) \
+    }
+    FOR_K(PV_K)
+  }
+
+  // Each lane stores its chunks of every row.
+#define STORE_R(t, r) \
+  if (r < ROUNDS && r * SG + lane < DC) { \
+    uint e = base + 4u * (r * SG + lane); \
+    vec4 y = acc[t][r] * inv; \
+    o[e] = y.x; o[e + 1u] = y.y; o[e + 2u] = y.z; o[e + 3u] = y.w; \
+  }
+#define STORE_T(t) \
+  if (t < G) { \
+    float lt = subgroupAdd(l[t]); \
+    float inv = lt > 0.0 ? 1.0 / lt : 0.0; \
+    uint base = p.oo + (b * p.hq + kvh * G + t) * D; /* [B, 1, Hq, D] */ \
+    FOR_R(STORE_R, t) \
+  }
+  FOR_T(STORE_T)
+}
