@@ -56,6 +56,10 @@ uvec4 wbw4(uint i) { return wb4[i]; }
 uint wb_words() { return uint(wb.length()); }
 #endif
 layout(binding = 2) writeonly buffer D { float d[]; };
+// c, an addend of d's shape (at_matmul_add: a transformer block's residual), read unless
+// p.oc is NO_C.
+layout(binding = 3) readonly buffer C { float cadd[]; };
+const uint NO_C = 0xffffffffu;
 
 layout(push_constant) uniform Push {
   uint M, N, K;     // N: columns of d (all of b's rows, across chunks)
@@ -68,6 +72,7 @@ layout(push_constant) uniform Push {
   uint od;          // d: first element
   uint D1;          // d's inner batch size (to split gl_WorkGroupID.z)
   uint r0, r1;      // a batch index i uses b batch i / r
+  uint oc;          // c: first element, or NO_C
 } p;
 
 #include "dequant.glsl"
@@ -84,6 +89,11 @@ uint b_batch() {
 
 uint d_batch() {
   return p.od + gl_WorkGroupID.z * p.M * p.N;
+}
+
+// d[i] = v (+ c at the same place).
+void store_d(uint i, float v) {
+  d[i] = p.oc == NO_C ? v : v + cadd[p.oc + (i - p.od)];
 }
 
 uint aw32(uint a) {  // four bytes at an even byte address

@@ -70,6 +70,6 @@ void main() {
     [[unroll]] for (uint j = 0u; j < TN; j++) {
       uint n = n_first + j * SG + lane;
       if (m_first + r < p.M && n < p.nrows)
-        d[dbase + (m_first + r) * p.N + n] = acc[r][j];
+        store_d(dbase + (m_first + r) * p.N + n, acc[r][j]);
     }
 }

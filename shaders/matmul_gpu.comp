@@ -58,6 +58,6 @@ void main() {
     [[unroll]] for (uint j = 0u; j < 4u; j++) {
       uint m = m_first + ty * 4u + i, n = n_first + tx * 4u + j;
       if (m < p.M && n < p.nrows)
-        d[dbase + m * p.N + n] = acc[i][j];
+        store_d(dbase + m * p.N + n, acc[i][j]);
     }
 }

@@ -230,6 +230,6 @@ void main() {
         barrier();
       }
       if (lane == 0u && n_first + r < p.nrows && m_first + m < p.M)
-        d[dbase + (m_first + m) * p.N + p.n0 + n_first + r] = s;
+        store_d(dbase + (m_first + m) * p.N + p.n0 + n_first + r, s);
     }
 }

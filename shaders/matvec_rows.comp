@@ -147,7 +147,7 @@ void pass(uint c, uint n_first) {
   [[unroll]] for (uint r = 0u; r < RR; r++) {
     uint n = n_first + c + P * (r * S + lane);
     if (n < p.nrows)
-      d[dbase + n] = acc[r];
+      store_d(dbase + n, acc[r]);
   }
 }
 

@@ -2,8 +2,8 @@
  * ATELIER_MATMUL_PATH), against the C reference (double accumulation over the dequantised
  * weights, so quantised weights get tight tolerances too), at sizes that are not multiples of
  * the tiles; f16 activations, batches with broadcasting and GQA, strided a and b, weights split
- * into several bindings (ATELIER_MAX_BINDING_BYTES, ATELIER_MAX_TEXEL_ELEMENTS), and shape
- * errors. */
+ * into several bindings (ATELIER_MAX_BINDING_BYTES, ATELIER_MAX_TEXEL_ELEMENTS), the fused
+ * add of at_matmul_add, and shape errors. */
 #include "at-test-util.h"
 
 #include <string.h>
@@ -246,6 +246,79 @@ test_chunked (void)
   g_unsetenv ("ATELIER_MAX_TEXEL_ELEMENTS");
 }
 
+/* at_matmul_add: a [B, M, K] @ w [N, K] + c [B, M, N] on kernel `path`, with w split into
+ * bindings of `max_bytes` (0: whole), so c's index follows each chunk's first row. */
+static void
+check_add (const char *path, AtDtype wtype, gint64 B, gint64 M, gint64 N, gint64 K, guint max_bytes)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtGraph) g = NULL;
+  const gint64 sa[] = { B, M, K }, sb[] = { N, K }, sc[] = { B, M, N };
+  g_autofree char *what = NULL, *limit = g_strdup_printf ("%u", max_bytes);
+  AtTensor *a, *b, *c;
+
+  if (dev == NULL)
+    return;
+  g_setenv ("ATELIER_MATMUL_PATH", path, TRUE);
+  if (max_bytes > 0)
+    {
+      g_setenv ("ATELIER_MAX_BINDING_BYTES", limit, TRUE);
+      g_setenv ("ATELIER_MAX_TEXEL_ELEMENTS", limit, TRUE);
+    }
+  g = at_graph_new (dev);
+  a = at_test_input (g, "a", AT_DTYPE_F32, 3, sa, -1, 1);
+  b = at_test_weight (g, "w", wtype, 2, sb, -1, 1);
+  c = at_test_input (g, "c", AT_DTYPE_F32, 3, sc, -10, 10);
+  what = g_strdup_printf ("add %s w %s B=%" G_GINT64_FORMAT " M=%" G_GINT64_FORMAT
+                          " N=%" G_GINT64_FORMAT " K=%" G_GINT64_FORMAT " binding %u", path,
+                          at_dtype_name (wtype), B, M, N, K, max_bytes);
+  at_test_assert_nmse (at_test_run (g, at_matmul_add (g, a, b, c)), 1e-10, what);
+  g_unsetenv ("ATELIER_MATMUL_PATH");
+  g_unsetenv ("ATELIER_MAX_BINDING_BYTES");
+  g_unsetenv ("ATELIER_MAX_TEXEL_ELEMENTS");
+}
+
+/* The addend is added where every kernel stores d: each path, batches, chunks of rows, the
+ * lanes-own-rows kernel of a vector times q8_0 (a transformer's residual in token
+ * generation), and the shape errors. */
+static void
+test_add (void)
+{
+  AtDevice *dev = at_test_device ();
+
+  for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
+    {
+      check_add (paths[p], AT_DTYPE_F32, 2, 3, 67, 96, 0);
+      if (!is_other_matvec (paths[p]))
+        check_add (paths[p], AT_DTYPE_Q8_0, 1, 37, 129, 96, 4096);
+    }
+  check_add ("matvec-texel", AT_DTYPE_Q8_0, 1, 1, 131, 576, 0);
+  check_add ("matvec-texel", AT_DTYPE_Q8_0, 2, 1, 129, 256, 1024);
+  if (dev == NULL)
+    return;
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, (gint64[]){ 3, 64 });
+    AtTensor *b = at_graph_input (g, "b", AT_DTYPE_F32, 2, (gint64[]){ 5, 64 });
+    AtTensor *c = at_graph_input (g, "c", AT_DTYPE_F32, 2, (gint64[]){ 3, 4 });
+    at_test_expect_error (g, at_matmul_add (g, a, b, c), "the product's shape");
+  }
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, (gint64[]){ 3, 64 });
+    AtTensor *b = at_graph_input (g, "b", AT_DTYPE_F32, 2, (gint64[]){ 5, 64 });
+    AtTensor *c = at_graph_input (g, "c", AT_DTYPE_F32, 2, (gint64[]){ 5, 3 });
+    at_test_expect_error (g, at_matmul_add (g, a, b, at_transpose (g, c, 0, 1)), "contiguous");
+  }
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, (gint64[]){ 3, 64 });
+    AtTensor *b = at_graph_input (g, "b", AT_DTYPE_F32, 2, (gint64[]){ 5, 32 });
+    AtTensor *c = at_graph_input (g, "c", AT_DTYPE_F32, 2, (gint64[]){ 3, 5 });
+    at_test_expect_error (g, at_matmul_add (g, a, b, c), "K differs");
+  }
+}
+
 static void
 test_errors (void)
 {
@@ -311,6 +384,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/matmul/batched", test_batched);
   g_test_add_func ("/engine/matmul/strided", test_strided);
   g_test_add_func ("/engine/matmul/chunked", test_chunked);
+  g_test_add_func ("/engine/matmul/add", test_add);
   g_test_add_func ("/engine/matmul/errors", test_errors);
   return g_test_run ();
 }

@@ -664,7 +664,7 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       v = at_transpose (g, at_write_rows (g, vc, v, s->positions), 0, 1);
       att = at_attention (g, at_transpose (g, q, 0, 1), k, v, s->mask, s->kv_len, &ap);
       att = at_reshape (g, att, 2, (gint64[]){ n, qd });
-      x = at_add (g, x, at_matmul (g, att, weight_tensor (g, &L->o)));
+      x = at_matmul_add (g, att, weight_tensor (g, &L->o), x); /* the residual, in one dispatch */
 
       h = at_rms_norm (g, x, weight_tensor (g, &L->ffn_norm), m->eps);
       if (L->gate.buffer == NULL) /* gate and up stacked (phi-3's own layout) */
@@ -672,7 +672,7 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       else
         ff = at_swiglu (g, at_matmul (g, h, weight_tensor (g, &L->gate)),
                         at_matmul (g, h, weight_tensor (g, &L->up)));
-      x = at_add (g, x, at_matmul (g, ff, weight_tensor (g, &L->down)));
+      x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
     }
   /* Only the last position's logits. */
   /* Only the last real token's logits (prompt graphs may be padded). */

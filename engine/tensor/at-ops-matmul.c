@@ -62,8 +62,12 @@ typedef struct
   guint32 od;
   guint32 D1;
   guint32 r0, r1;
+  guint32 oc;
 } MatmulPush;
-G_STATIC_ASSERT (sizeof (MatmulPush) == 68);
+G_STATIC_ASSERT (sizeof (MatmulPush) == 72);
+
+/* MatmulPush.oc when there is no addend c. */
+#define NO_C G_MAXUINT32
 
 static const AtDtype weight_dtypes[] = {
   AT_DTYPE_F32, AT_DTYPE_F16, AT_DTYPE_BF16, AT_DTYPE_Q8_0, AT_DTYPE_Q4_0, AT_DTYPE_Q4_1,
@@ -103,6 +107,17 @@ ref_matmul (const AtTensor *dst, const float *const *src, float *out)
               D[m * N + n] = (float) s;
             }
       }
+}
+
+/* at_matmul_add: the product, then c (contiguous, d's shape) added. */
+static void
+ref_matmul_add (const AtTensor *dst, const float *const *src, float *out)
+{
+  gint64 n = at_tensor_numel (dst);
+
+  ref_matmul (dst, src, out);
+  for (gint64 i = 0; i < n; i++)
+    out[i] = (float) ((double) out[i] + src[2][i]);
 }
 
 /* ---- encode ---- */
@@ -211,7 +226,7 @@ pick_kernel (AtEncoder *enc, const AtTensor *dst, AtPipelineDesc *desc, const ch
   int force_texel;
 
   *texel = FALSE;
-  *desc = (AtPipelineDesc) { NULL, 12, { 0 }, 3, sizeof (MatmulPush) };
+  *desc = (AtPipelineDesc) { NULL, 12, { 0 }, 4, sizeof (MatmulPush) };
   desc->spec[1] = desc->spec[2] = 1;
   desc->spec[3] = dst->src[1]->dtype;
   desc->spec[4] = a->dtype == AT_DTYPE_F16 ? 1 : 0;
@@ -292,7 +307,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
   const AtDtypeInfo *binfo = at_dtype_info (b->dtype);
   MatmulPush push = { 0 };
   AtPipelineDesc desc;
-  AtBinding bind[3];
+  AtBinding bind[4];
   const char *label;
   gboolean texel, own_rows = FALSE;
   gsize rb;
@@ -306,6 +321,12 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
       return FALSE;
     }
   bind[2] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
+  /* The addend of at_matmul_add; else a bound again, unread. */
+  push.oc = NO_C;
+  if (dst->src[2] != NULL)
+    bind[3] = at_encoder_bind (enc, dst->src[2], FALSE, &push.oc, 4);
+  else
+    bind[3] = at_encoder_bind (enc, a, FALSE, NULL, 1);
   if (texel)
     {
       /* a as RGBA32UI where every row of f32 a starts at a texel, else R32UI; a batched b must
@@ -408,6 +429,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
 }
 
 static const AtOp matmul_op = { "matmul", encode_matmul, ref_matmul };
+static const AtOp matmul_add_op = { "matmul_add", encode_matmul, ref_matmul_add };
 
 /* ---- constructor ---- */
 
@@ -420,47 +442,103 @@ is_weight_dtype (AtDtype t)
   return FALSE;
 }
 
-AtTensor *
-at_matmul (AtGraph *g, AtTensor *a, AtTensor *b)
+/* Checks a @ b^T; fills its shape (the last `ndim` of `shape`). FALSE (the graph failed)
+ * when the sources don't fit. */
+static gboolean
+product_shape (AtGraph *g, const char *op, AtTensor *a, AtTensor *b, gint64 shape[4], int *ndim)
 {
-  AtTensor *srcs[2] = { a, b };
-  gint64 as[4], ast[4], bs[4], bst[4], shape[4];
-  g_autofree char *da = NULL, *db = NULL;
+  gint64 as[4], ast[4], bs[4], bst[4];
+  g_autofree char *da = at_tensor_describe (a), *db = at_tensor_describe (b);
   const AtDtypeInfo *binfo;
-  int ndim;
 
-  if (a == NULL || b == NULL)
-    return at_graph_new_node (g, &matmul_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 2, NULL, 0);
-  da = at_tensor_describe (a);
-  db = at_tensor_describe (b);
   if (a->dtype != AT_DTYPE_F32 && a->dtype != AT_DTYPE_F16)
-    return at_graph_fail (g, "matmul", "a must be f32 or f16 activations: %s", da);
+    {
+      at_graph_fail (g, op, "a must be f32 or f16 activations: %s", da);
+      return FALSE;
+    }
   if (!is_weight_dtype (b->dtype))
-    return at_graph_fail (g, "matmul", "b has an unsupported weight type: %s", db);
+    {
+      at_graph_fail (g, op, "b has an unsupported weight type: %s", db);
+      return FALSE;
+    }
   if (b->ndim < 2)
-    return at_graph_fail (g, "matmul", "b must be [..., N, K]: %s", db);
+    {
+      at_graph_fail (g, op, "b must be [..., N, K]: %s", db);
+      return FALSE;
+    }
   at_tensor_shape4 (a, as, ast);
   at_tensor_shape4 (b, bs, bst);
   binfo = at_dtype_info (b->dtype);
   if (as[3] != bs[3])
-    return at_graph_fail (g, "matmul", "K differs: a %s, b %s (a is [..., M, K], b [..., N, K])", da, db);
+    {
+      at_graph_fail (g, op, "K differs: a %s, b %s (a is [..., M, K], b [..., N, K])", da, db);
+      return FALSE;
+    }
   if (bs[3] % binfo->block_size != 0)
-    return at_graph_fail (g, "matmul", "K = %" G_GINT64_FORMAT " is not a multiple of %s's block of %u: %s",
-                          bs[3], binfo->name, binfo->block_size, db);
+    {
+      at_graph_fail (g, op, "K = %" G_GINT64_FORMAT " is not a multiple of %s's block of %u: %s",
+                     bs[3], binfo->name, binfo->block_size, db);
+      return FALSE;
+    }
   if ((as[3] > 1 && ast[3] != 1) || (bs[3] > 1 && bst[3] != 1))
-    return at_graph_fail (g, "matmul", "K must be contiguous in a and b (use at_cont): %s, %s", da, db);
+    {
+      at_graph_fail (g, op, "K must be contiguous in a and b (use at_cont): %s, %s", da, db);
+      return FALSE;
+    }
   for (int i = 0; i < 2; i++)
     {
       if (as[i] == bs[i] || bs[i] == 1 || as[i] == 1 || as[i] % bs[i] == 0)
         shape[i] = MAX (as[i], bs[i]);
       else
-        return at_graph_fail (g, "matmul", "batch dimensions do not broadcast: %s, %s", da, db);
+        {
+          at_graph_fail (g, op, "batch dimensions do not broadcast: %s, %s", da, db);
+          return FALSE;
+        }
     }
   shape[2] = as[2];
   shape[3] = bs[2];
   if (shape[0] * shape[1] * shape[2] * shape[3] >= G_MAXUINT32
       || as[0] * as[1] * as[2] * as[3] >= G_MAXUINT32)
-    return at_graph_fail (g, "matmul", "more than 2^32 elements: %s, %s", da, db);
-  ndim = MAX (a->ndim, b->ndim);
+    {
+      at_graph_fail (g, op, "more than 2^32 elements: %s, %s", da, db);
+      return FALSE;
+    }
+  *ndim = MAX (a->ndim, b->ndim);
+  return TRUE;
+}
+
+AtTensor *
+at_matmul (AtGraph *g, AtTensor *a, AtTensor *b)
+{
+  AtTensor *srcs[2] = { a, b };
+  gint64 shape[4];
+  int ndim;
+
+  if (a == NULL || b == NULL)
+    return at_graph_new_node (g, &matmul_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 2, NULL, 0);
+  if (!product_shape (g, "matmul", a, b, shape, &ndim))
+    return NULL;
   return at_graph_new_node (g, &matmul_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 2, NULL, 0);
+}
+
+AtTensor *
+at_matmul_add (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c)
+{
+  AtTensor *srcs[3] = { a, b, c };
+  g_autofree char *dc = NULL;
+  gint64 shape[4];
+  int ndim;
+
+  if (a == NULL || b == NULL || c == NULL)
+    return at_graph_new_node (g, &matmul_add_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 3, NULL, 0);
+  if (!product_shape (g, "matmul_add", a, b, shape, &ndim))
+    return NULL;
+  dc = at_tensor_describe (c);
+  if (c->dtype != AT_DTYPE_F32)
+    return at_graph_fail (g, "matmul_add", "c must be f32: %s", dc);
+  if (c->ndim != ndim || memcmp (c->shape, shape + 4 - ndim, sizeof (gint64) * (gsize) ndim) != 0)
+    return at_graph_fail (g, "matmul_add", "c must have the product's shape: %s", dc);
+  if (!at_tensor_is_contiguous (c))
+    return at_graph_fail (g, "matmul_add", "c must be contiguous: %s", dc);
+  return at_graph_new_node (g, &matmul_add_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 3, NULL, 0);
 }

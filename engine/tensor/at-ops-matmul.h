@@ -21,6 +21,10 @@
  * A b larger than the device's storage-buffer range (128 MiB on lavapipe) is bound and
  * dispatched in chunks of rows; ATELIER_MAX_BINDING_BYTES lowers that limit (tests).
  * Weights must be bound as storage buffers; a batched b must fit one binding.
+ *
+ * at_matmul_add (g, a, b, c) = a @ b^T + c, with c f32, contiguous and of the product's shape:
+ * the add happens where each kernel stores d (a transformer block's residual, one dispatch
+ * fewer).
  */
 #pragma once
 
@@ -29,5 +33,6 @@
 G_BEGIN_DECLS
 
 AtTensor *at_matmul (AtGraph *g, AtTensor *a, AtTensor *b);
+AtTensor *at_matmul_add (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c);
 
 G_END_DECLS
