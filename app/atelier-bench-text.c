@@ -13,6 +13,24 @@
 #define PROMPT_TOKENS 512
 #define GEN_TOKENS 128
 
+/* The time of each streamed token, for the median interval: a steadier figure than the mean
+ * on a shared machine, where a neighbour's burst stretches a few tokens. */
+static gboolean
+note_token (const char *piece, const char *text, gpointer user_data)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  g_array_append_val ((GArray *) user_data, now);
+  return TRUE;
+}
+
+static int
+cmp_gint64 (gconstpointer a, gconstpointer b)
+{
+  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
+  return (x > y) - (x < y);
+}
+
 int
 atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,
                     const char *model_path)
@@ -22,6 +40,8 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
   g_autoptr (AtTokenizer) tok = NULL;
   g_autoptr (AtLlm) llm = NULL;
   g_autoptr (GArray) prompt = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_autoptr (GArray) times = g_array_new (FALSE, FALSE, sizeof (gint64));
+  double median_s = 0;
   AtCompleteParams params = { 0 };
   AtCompleteStats stats;
   AtGguf *gguf;
@@ -69,9 +89,20 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
   /* Once to compile the graphs (lavapipe compiles shaders at first dispatch), then measured. */
   if (!at_complete_text (llm, tok, (const gint32 *) (gpointer) prompt->data, prompt->len, &params, NULL, NULL, NULL,
                          NULL, &stats, &error)
-      || !at_complete_text (llm, tok, (const gint32 *) (gpointer) prompt->data, prompt->len, &params, NULL, NULL, NULL,
-                            NULL, &stats, &error))
+      || !at_complete_text (llm, tok, (const gint32 *) (gpointer) prompt->data, prompt->len, &params, NULL,
+                            note_token, times, NULL, &stats, &error))
     goto fail;
+  if (times->len >= 3)
+    {
+      gint64 *t = (gint64 *) (gpointer) times->data;
+
+      /* Intervals between tokens (the first follows the prompt), sorted in place. */
+      for (guint i = 0; i + 1 < times->len; i++)
+        t[i] = t[i + 1] - t[i];
+      g_array_set_size (times, times->len - 1);
+      g_array_sort (times, cmp_gint64);
+      median_s = g_array_index (times, gint64, times->len / 2) / 1e6;
+    }
   if (!json)
     printf ("model: %s (%s, %.1f MiB of weights)\n", model_path, at_llm_get_arch (llm), weight_bytes / 1048576.0);
   g_snprintf (name, sizeof name, "prompt, %u tokens", stats.prompt_tokens);
@@ -80,6 +111,8 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
   g_snprintf (name, sizeof name, "generate, %u tokens", stats.generated_tokens);
   atelier_bench_report (b, json, name, "tokens_per_s",
                         stats.generated_tokens / MAX (stats.generate_seconds, 1e-9), 0);
+  if (median_s > 0)
+    atelier_bench_report (b, json, "generate, median token", "tokens_per_s", 1.0 / median_s, 0);
   atelier_bench_report (b, json, "generate, weights read", "gbps",
                         weight_bytes * (double) stats.generated_tokens / MAX (stats.generate_seconds, 1e-9) / 1e9,
                         stream_read);

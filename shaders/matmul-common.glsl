@@ -73,6 +73,8 @@ layout(push_constant) uniform Push {
   uint D1;          // d's inner batch size (to split gl_WorkGroupID.z)
   uint r0, r1;      // a batch index i uses b batch i / r
   uint oc;          // c: first element, or NO_C
+  float eps;        // at_matmul_rms: the RMS norm's epsilon
+  uint og;          // at_matmul_rms: the norm weight's first element, or NO_C (matvec_rows)
 } p;
 
 #include "dequant.glsl"

@@ -10,9 +10,13 @@
 // compile-time constant: every field of every block sits at fixed bits. a is fetched once per
 // subgroup, one texel per lane, and each element reaches all lanes by a constant-lane
 // subgroupShuffle (one or two instructions on lavapipe, where a fetch is dozens).
+// at_matmul_rms (p.og set): a is first RMS-normalised, a * g / sqrt(mean(a^2) + eps) with g
+// the norm's weight (binding 4, words); each workgroup sums a's squares itself, so the norm
+// needs no dispatch of its own.
 #version 450
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_shuffle : enable
+#extension GL_KHR_shader_subgroup_arithmetic : enable
 #define TEXEL
 #include "common.glsl"
 
@@ -20,8 +24,12 @@ layout(constant_id = 5) const uint RR = 1;     // rows per lane per pass
 layout(constant_id = 12) const uint STEP = 0;  // row stride % 16, bytes (even)
 layout(constant_id = 13) const uint OBM = 0;   // first row's offset % 16, bytes (even)
 layout(constant_id = 14) const uint TAIL = 0;  // (K / 32) % 8: blocks after the whole steps
+layout(constant_id = 15) const bool G_RGBA = false;  // the norm weight's view is RGBA32UI
 
 #include "matmul-common.glsl"
+
+// The norm's weight (p.og != NO_C): R32UI, or RGBA32UI (G_RGBA) when it starts on a texel.
+layout(binding = 4) uniform usamplerBuffer gt;
 
 const uint S = gl_WorkGroupSize.x;  // one subgroup: 8 or 16 lanes
 const uint P = (STEP & 15u) == 0u ? 1u : (STEP & 7u) == 0u ? 2u : (STEP & 3u) == 0u ? 4u : 8u;
@@ -40,13 +48,30 @@ const uint TS = QK ? 9u : BS / 2u;  // texels a step of 8 blocks (q4_K: one supe
 
 // Blocks 8g .. 8g + nb - 1 of RR rows whose windows start m bytes into texel t0[r] + TS g
 // (nb and m constant where this is inlined).
-void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
+// a's texels 64 g + q S + lane of the step, normalised by rs and the weight where p.og is set.
+void load_a(uint g, uint q, uint a4, uint alast, float rs, inout vec4 A) {
+  uint t = min(a4 + 64u * g + q * S + gl_LocalInvocationID.x, alast);
+  A = uintBitsToFloat(texelFetch(at, int(t)));
+  if (p.og != NO_C) {
+    uint wlast = uint(textureSize(gt)) - 1u;
+    if (G_RGBA) {
+      A *= rs * uintBitsToFloat(texelFetch(gt, int(min(p.og / 4u + t - a4, wlast))));
+    } else {
+      uint w = p.og + 4u * (t - a4);
+      A *= rs * uintBitsToFloat(uvec4(texelFetch(gt, int(min(w, wlast))).x,
+                                      texelFetch(gt, int(min(w + 1u, wlast))).x,
+                                      texelFetch(gt, int(min(w + 2u, wlast))).x,
+                                      texelFetch(gt, int(min(w + 3u, wlast))).x));
+    }
+  }
+}
+
+void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast, float rs,
           inout float acc[RR]) {
-  uint lane = gl_LocalInvocationID.x;
   vec4 A[NA];
   [[unroll]] for (uint q = 0u; q < NA; q++)
     if (q * S < 8u * nb)
-      A[q] = uintBitsToFloat(texelFetch(at, int(min(a4 + 64u * g + q * S + lane, alast))));
+      load_a(g, q, a4, alast, rs, A[q]);
   [[unroll]] for (uint j = 0u; j < nb; j++) {
     float av[32];
     [[unroll]] for (uint e = 0u; e < 32u; e++) {
@@ -85,11 +110,11 @@ void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
 // q4_K super-block g of RR rows (starting m bytes into texel t0[r] + 9 g): d, dmin (f16),
 // 12 bytes of 6-bit scales and mins for the 8 sub-blocks of 32, then 4 x 32 bytes of nibbles
 // (low nibbles: sub-block 2p, high: 2p + 1). Value = d sc q - dmin mn.
-void step_k(uint g, uint m, uint t0[RR], uint a4, uint alast, uint blast, inout float acc[RR]) {
-  uint lane = gl_LocalInvocationID.x;
+void step_k(uint g, uint m, uint t0[RR], uint a4, uint alast, uint blast, float rs,
+            inout float acc[RR]) {
   vec4 A[NA];
   [[unroll]] for (uint q = 0u; q < NA; q++)
-    A[q] = uintBitsToFloat(texelFetch(at, int(min(a4 + 64u * g + q * S + lane, alast))));
+    load_a(g, q, a4, alast, rs, A[q]);
   [[unroll]] for (uint r = 0u; r < RR; r++) {
     uvec4 T[10];
     [[unroll]] for (uint t = 0u; t < 10u; t++)
@@ -124,7 +149,7 @@ void step_k(uint g, uint m, uint t0[RR], uint a4, uint alast, uint blast, inout 
 }
 
 // Pass c: rows n_first + c + P (r S + lane), r < RR.
-void pass(uint c, uint n_first) {
+void pass(uint c, uint n_first, float rs) {
   uint lane = gl_LocalInvocationID.x;
   uint m = (OBM + c * STEP) & 15u;  // this pass's misalignment
   uint a4 = a_batch() >> 2, alast = uint(textureSize(at)) - 1u;
@@ -138,11 +163,11 @@ void pass(uint c, uint n_first) {
   uint ng = p.K >> 8;
   for (uint g = 0u; g < ng; g++)
     if (QK)
-      step_k(g, m, t0, a4, alast, blast, acc);
+      step_k(g, m, t0, a4, alast, blast, rs, acc);
     else
-      step(g, 8u, m, t0, a4, alast, blast, acc);
+      step(g, 8u, m, t0, a4, alast, blast, rs, acc);
   if (TAIL > 0u && !QK)
-    step(ng, TAIL, m, t0, a4, alast, blast, acc);
+    step(ng, TAIL, m, t0, a4, alast, blast, rs, acc);
   uint dbase = d_batch() + p.n0;
   [[unroll]] for (uint r = 0u; r < RR; r++) {
     uint n = n_first + c + P * (r * S + lane);
@@ -155,9 +180,20 @@ void main() {
   uint n_first = gl_WorkGroupID.x * S * R;
   if (n_first >= p.nrows)
     return;
+  // The RMS norm's 1 / sqrt(mean(a^2) + eps), from a's K / 4 texels.
+  float rs = 1.0;
+  if (p.og != NO_C) {
+    uint a4 = a_batch() >> 2;
+    float ss = 0.0;
+    for (uint t = gl_LocalInvocationID.x; t < p.K / 4u; t += S) {
+      vec4 v = uintBitsToFloat(texelFetch(at, int(a4 + t)));
+      ss += dot(v, v);
+    }
+    rs = inversesqrt(subgroupAdd(ss) / float(p.K) + p.eps);
+  }
   // One inlined copy per pass, each with its constant misalignment.
-  pass(0u, n_first);
-  if (P > 1u) pass(1u, n_first);
-  if (P > 2u) { pass(2u, n_first); pass(3u, n_first); }
-  if (P > 4u) { pass(4u, n_first); pass(5u, n_first); pass(6u, n_first); pass(7u, n_first); }
+  pass(0u, n_first, rs);
+  if (P > 1u) pass(1u, n_first, rs);
+  if (P > 2u) { pass(2u, n_first, rs); pass(3u, n_first, rs); }
+  if (P > 4u) { pass(4u, n_first, rs); pass(5u, n_first, rs); pass(6u, n_first, rs); pass(7u, n_first, rs); }
 }

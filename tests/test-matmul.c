@@ -3,7 +3,7 @@
  * weights, so quantised weights get tight tolerances too), at sizes that are not multiples of
  * the tiles; f16 activations, batches with broadcasting and GQA, strided a and b, weights split
  * into several bindings (ATELIER_MAX_BINDING_BYTES, ATELIER_MAX_TEXEL_ELEMENTS), the fused
- * add of at_matmul_add, and shape errors. */
+ * add of at_matmul_add and norm of at_matmul_rms, and shape errors. */
 #include "at-test-util.h"
 
 #include <string.h>
@@ -319,6 +319,63 @@ test_add (void)
   }
 }
 
+/* at_matmul_rms: rms_norm (a, w, eps) @ b^T, a vector a [1, K]; returns the dispatches. The
+ * norm weight starts `skew` elements into its buffer (1: not on a texel). */
+static guint
+check_rms_at (const char *path, AtDtype wtype, gint64 N, gint64 K, gint64 skew)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtGraph) g = NULL;
+  const gint64 sa[] = { 1, K }, sb[] = { N, K }, sw[] = { K + skew }, one[] = { 1 };
+  g_autofree char *what = NULL;
+  AtTensor *a, *b, *w;
+
+  if (dev == NULL)
+    return 0;
+  if (path != NULL)
+    g_setenv ("ATELIER_MATMUL_PATH", path, TRUE);
+  g = at_graph_new (dev);
+  a = at_test_input (g, "a", AT_DTYPE_F32, 2, sa, -3, 3);
+  b = at_test_weight (g, "w", wtype, 2, sb, -1, 1);
+  w = at_test_weight (g, "norm", AT_DTYPE_F32, 1, sw, 0.5, 1.5);
+  if (skew > 0)
+    w = at_view (g, w, 1, sa + 1, one, skew);
+  what = g_strdup_printf ("rms %s w %s N=%" G_GINT64_FORMAT " K=%" G_GINT64_FORMAT " skew %"
+                          G_GINT64_FORMAT, path ? path : "default", at_dtype_name (wtype), N, K, skew);
+  at_test_assert_nmse (at_test_run (g, at_matmul_rms (g, a, w, 1e-5f, b)), 1e-9, what);
+  g_unsetenv ("ATELIER_MATMUL_PATH");
+  return at_command_get_n_dispatches (at_graph_get_command (g));
+}
+
+static guint
+check_rms (const char *path, AtDtype wtype, gint64 N, gint64 K)
+{
+  return check_rms_at (path, wtype, N, K, 0);
+}
+
+/* The norm inside the rows kernel (one dispatch on CPU devices) for each of its weight types,
+ * K with whole steps of 8 blocks and tails, rows at every misalignment; elsewhere (other
+ * weights, a forced GEMM path, GPUs) the two ops, against the same reference. */
+static void
+test_rms (void)
+{
+  AtDevice *dev = at_test_device ();
+  gboolean cpu = dev != NULL && at_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  static const gint64 ks[] = { 576, 1536, 96 };
+
+  if (dev == NULL)
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (ks); i++)
+    {
+      g_assert_cmpuint (check_rms (NULL, AT_DTYPE_Q8_0, 67 + 64 * i, ks[i]), ==, cpu ? 1 : 2);
+      g_assert_cmpuint (check_rms (NULL, AT_DTYPE_Q4_0, 131, ks[i]), ==, cpu ? 1 : 2);
+    }
+  g_assert_cmpuint (check_rms (NULL, AT_DTYPE_Q4_K, 37, 512), ==, cpu ? 1 : 2);
+  g_assert_cmpuint (check_rms_at (NULL, AT_DTYPE_Q8_0, 67, 576, 1), ==, cpu ? 1 : 2);
+  g_assert_cmpuint (check_rms (NULL, AT_DTYPE_F16, 37, 512), ==, 2);
+  g_assert_cmpuint (check_rms ("gemm-cpu", AT_DTYPE_Q8_0, 37, 576), ==, 2);
+}
+
 static void
 test_errors (void)
 {
@@ -385,6 +442,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/matmul/strided", test_strided);
   g_test_add_func ("/engine/matmul/chunked", test_chunked);
   g_test_add_func ("/engine/matmul/add", test_add);
+  g_test_add_func ("/engine/matmul/rms", test_rms);
   g_test_add_func ("/engine/matmul/errors", test_errors);
   return g_test_run ();
 }

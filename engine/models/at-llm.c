@@ -620,12 +620,14 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
   for (guint l = 0; l < m->n_layer; l++)
     {
       Layer *L = &m->layers[l];
-      AtTensor *h, *q, *k, *v, *kc, *vc, *att, *ff;
+      AtTensor *an, *fn, *q, *k, *v, *kc, *vc, *att, *ff;
 
-      h = at_rms_norm (g, x, weight_tensor (g, &L->attn_norm), m->eps);
+      /* Each projection after a norm takes it as at_matmul_rms: one dispatch where the
+       * matrix-vector kernel can normalise its input itself (token generation on a CPU). */
+      an = weight_tensor (g, &L->attn_norm);
       if (L->qkv.buffer != NULL)
         {
-          AtTensor *qkv = at_matmul (g, h, weight_tensor (g, &L->qkv)); /* [n, qd + 2 kvd] */
+          AtTensor *qkv = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->qkv)); /* [n, qd + 2 kvd] */
           AtTensor *qk;
 
           if (m->arch == ARCH_QWEN2)
@@ -640,9 +642,9 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
         }
       else
         {
-          q = at_matmul (g, h, weight_tensor (g, &L->q));
-          k = at_matmul (g, h, weight_tensor (g, &L->k));
-          v = at_matmul (g, h, weight_tensor (g, &L->v));
+          q = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->q));
+          k = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->k));
+          v = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->v));
           if (m->arch == ARCH_QWEN2)
             {
               q = at_add (g, q, weight_tensor (g, &L->q_b));
@@ -666,12 +668,12 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       att = at_reshape (g, att, 2, (gint64[]){ n, qd });
       x = at_matmul_add (g, att, weight_tensor (g, &L->o), x); /* the residual, in one dispatch */
 
-      h = at_rms_norm (g, x, weight_tensor (g, &L->ffn_norm), m->eps);
+      fn = weight_tensor (g, &L->ffn_norm);
       if (L->gate.buffer == NULL) /* gate and up stacked (phi-3's own layout) */
-        ff = at_glu (g, at_matmul (g, h, weight_tensor (g, &L->up)), AT_GLU_SWIGLU);
+        ff = at_glu (g, at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->up)), AT_GLU_SWIGLU);
       else
-        ff = at_swiglu (g, at_matmul (g, h, weight_tensor (g, &L->gate)),
-                        at_matmul (g, h, weight_tensor (g, &L->up)));
+        ff = at_swiglu (g, at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->gate)),
+                        at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->up)));
       x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
     }
   /* Only the last position's logits. */
@@ -681,9 +683,8 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       s->last = at_graph_input (g, "last", AT_DTYPE_I32, 1, one);
       x = at_get_rows (g, x, s->last);
     }
-  x = at_rms_norm (g, x, weight_tensor (g, &m->output_norm), m->eps);
   out_w = weight_tensor (g, m->tied ? &m->token_embd : &m->output);
-  s->logits = at_matmul (g, x, out_w);
+  s->logits = at_matmul_rms (g, x, weight_tensor (g, &m->output_norm), m->eps, out_w);
   if (s->logits != NULL)
     at_graph_output (g, s->logits, "logits");
   if (!at_graph_compile (g, error))

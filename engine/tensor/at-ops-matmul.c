@@ -27,9 +27,11 @@
  */
 #include "at-ops-matmul.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "at-error.h"
+#include "at-ops-norm.h"
 
 /* Matrix-vector: rows of b and of a per workgroup. */
 #define MV_ROWS 4
@@ -63,11 +65,21 @@ typedef struct
   guint32 D1;
   guint32 r0, r1;
   guint32 oc;
+  float eps;
+  guint32 og;
 } MatmulPush;
-G_STATIC_ASSERT (sizeof (MatmulPush) == 72);
+G_STATIC_ASSERT (sizeof (MatmulPush) == 80);
 
-/* MatmulPush.oc when there is no addend c. */
+/* MatmulPush.oc without an addend c, .og without a norm. */
 #define NO_C G_MAXUINT32
+
+/* at_matmul_rms's node parameters. */
+typedef struct
+{
+  float eps;
+} RmsParams;
+
+static const AtOp matmul_add_op, matmul_rms_op;
 
 static const AtDtype weight_dtypes[] = {
   AT_DTYPE_F32, AT_DTYPE_F16, AT_DTYPE_BF16, AT_DTYPE_Q8_0, AT_DTYPE_Q4_0, AT_DTYPE_Q4_1,
@@ -118,6 +130,31 @@ ref_matmul_add (const AtTensor *dst, const float *const *src, float *out)
   ref_matmul (dst, src, out);
   for (gint64 i = 0; i < n; i++)
     out[i] = (float) ((double) out[i] + src[2][i]);
+}
+
+/* at_matmul_rms: a RMS-normalised (as ref_norm does it) with the weight src[2], then the
+ * product. */
+static void
+ref_matmul_rms (const AtTensor *dst, const float *const *src, float *out)
+{
+  const RmsParams *p = (const RmsParams *) dst->params;
+  const AtTensor *a = dst->src[0];
+  gint64 K = a->shape[a->ndim - 1], rows = at_tensor_numel (a) / K;
+  g_autofree float *h = g_new (float, rows * K);
+
+  for (gint64 r = 0; r < rows; r++)
+    {
+      const float *x = src[0] + r * K;
+      double ss = 0;
+      float rstd;
+
+      for (gint64 i = 0; i < K; i++)
+        ss += (double) x[i] * x[i];
+      rstd = (float) (1.0 / sqrt (ss / K + p->eps));
+      for (gint64 i = 0; i < K; i++)
+        h[r * K + i] = x[i] * rstd * src[2][i];
+    }
+  ref_matmul (dst, (const float *const[]){ h, src[1] }, out);
 }
 
 /* ---- encode ---- */
@@ -307,9 +344,9 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
   const AtDtypeInfo *binfo = at_dtype_info (b->dtype);
   MatmulPush push = { 0 };
   AtPipelineDesc desc;
-  AtBinding bind[4];
+  AtBinding bind[5];
   const char *label;
-  gboolean texel, own_rows = FALSE;
+  gboolean texel, own_rows = FALSE, g_rgba = FALSE;
   gsize rb;
 
   fill_push (dst, &push, &rb);
@@ -322,8 +359,8 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
     }
   bind[2] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
   /* The addend of at_matmul_add; else a bound again, unread. */
-  push.oc = NO_C;
-  if (dst->src[2] != NULL)
+  push.oc = push.og = NO_C;
+  if (dst->op == &matmul_add_op)
     bind[3] = at_encoder_bind (enc, dst->src[2], FALSE, &push.oc, 4);
   else
     bind[3] = at_encoder_bind (enc, a, FALSE, NULL, 1);
@@ -353,12 +390,30 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
           && bind[0].format == VK_FORMAT_R32G32B32A32_UINT
           && (push.sb0 | push.sb1) % 16 == 0)
         {
+          /* Binding 4: at_matmul_rms's norm weight (else a again, unread). */
+          if (dst->op == &matmul_rms_op)
+            {
+              /* RGBA32UI where the weight starts on a texel: a quarter of the fetches. */
+              push.eps = ((const RmsParams *) dst->params)->eps;
+              g_rgba = at_encoder_bind_texel (enc, dst->src[2], 0, 0, VK_FORMAT_R32G32B32A32_UINT,
+                                              &bind[4], &push.og, 4)
+                       && push.og % 4 == 0;
+              own_rows = g_rgba || at_encoder_bind_texel (enc, dst->src[2], 0, 0, VK_FORMAT_R32_UINT,
+                                                          &bind[4], &push.og, 4);
+            }
+          else
+            own_rows = at_encoder_bind_texel (enc, a, 0, 0, VK_FORMAT_R32_UINT, &bind[4], NULL, 4);
+        }
+      if (own_rows)
+        {
           guint32 step = push.sbn % 16;
           guint32 passes = step == 0 ? 1 : step % 8 == 0 ? 2 : step % 4 == 0 ? 4 : 8;
 
-          own_rows = TRUE;
           desc.shader = "matvec_rows";
-          desc.n_spec = 15;
+          desc.n_spec = 16;
+          desc.spec[15] = g_rgba;
+          desc.n_bindings = 5;
+          desc.texel_bindings |= 0x10;
           desc.spec[5] = MAX (1, 4 / passes);
           desc.spec[12] = step;
           desc.spec[14] = push.K / 32 % 8;
@@ -367,6 +422,13 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
     }
   else
     bind[0] = at_encoder_bind (enc, a, FALSE, &push.oa, a->dtype == AT_DTYPE_F16 ? 2 : 4);
+  if (dst->op == &matmul_rms_op && !own_rows)
+    {
+      /* at_matmul_rms only fuses where rows_kernel_takes said this kernel would run. */
+      g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                   "matmul_rms: %s cannot take the matrix-vector rows kernel", b->name);
+      return FALSE;
+    }
   if ((per_chunk = chunk_rows (enc, b, rb, push.sbn, n_per, texel, error)) == 0)
     return FALSE;
   /* Vector loads where every row of a starts aligned: 4 f32 elements, or 2 halves. */
@@ -430,6 +492,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
 
 static const AtOp matmul_op = { "matmul", encode_matmul, ref_matmul };
 static const AtOp matmul_add_op = { "matmul_add", encode_matmul, ref_matmul_add };
+static const AtOp matmul_rms_op = { "matmul_rms", encode_matmul, ref_matmul_rms };
 
 /* ---- constructor ---- */
 
@@ -541,4 +604,47 @@ at_matmul_add (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c)
   if (!at_tensor_is_contiguous (c))
     return at_graph_fail (g, "matmul_add", "c must be contiguous: %s", dc);
   return at_graph_new_node (g, &matmul_add_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 3, NULL, 0);
+}
+
+/* Whether encode_matmul will take the lanes-own-rows kernel (matvec_rows.comp) for a @ b^T,
+ * as far as the graph can tell before binding: a CPU device with texel views, no forced path,
+ * a contiguous f32 vector a (K a multiple of 4) at a 16-byte offset, an unbatched q8_0, q4_0
+ * or q4_K b. */
+static gboolean
+rows_kernel_takes (AtGraph *g, const AtTensor *a, const AtTensor *b)
+{
+  AtDevice *dev = at_graph_get_device (g);
+  const char *force = g_getenv ("ATELIER_MATMUL_PATH");
+  gint64 K = a->shape[a->ndim - 1];
+
+  return at_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU
+         && at_buffer_texel_support (dev, VK_FORMAT_R32_UINT, NULL, NULL)
+         && (force == NULL || *force == '\0' || g_str_equal (force, "matvec-texel"))
+         && a->dtype == AT_DTYPE_F32 && at_tensor_numel (a) == K && K % 4 == 0
+         && at_tensor_is_contiguous (a) && (a->view_src == NULL || a->view_offset % 16 == 0)
+         && (b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q4_K)
+         && at_tensor_numel (b) / b->shape[b->ndim - 1] == b->shape[b->ndim - 2];
+}
+
+AtTensor *
+at_matmul_rms (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b)
+{
+  AtTensor *srcs[3] = { a, b, weight };
+  RmsParams p = { eps };
+  g_autofree char *dw = NULL;
+  gint64 shape[4];
+  int ndim;
+
+  if (a == NULL || b == NULL || weight == NULL)
+    return at_graph_new_node (g, &matmul_rms_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 3, NULL, 0);
+  if (!rows_kernel_takes (g, a, b))
+    return at_matmul (g, at_rms_norm (g, a, weight, eps), b);
+  if (!product_shape (g, "matmul_rms", a, b, shape, &ndim))
+    return NULL;
+  dw = at_tensor_describe (weight);
+  if (weight->dtype != AT_DTYPE_F32 || at_tensor_numel (weight) != a->shape[a->ndim - 1]
+      || !at_tensor_is_contiguous (weight))
+    return at_graph_fail (g, "matmul_rms", "the norm weight must be f32 [K], contiguous: %s", dw);
+  return at_graph_new_node (g, &matmul_rms_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 3, &p,
+                            sizeof p);
 }

@@ -25,6 +25,10 @@
  * at_matmul_add (g, a, b, c) = a @ b^T + c, with c f32, contiguous and of the product's shape:
  * the add happens where each kernel stores d (a transformer block's residual, one dispatch
  * fewer).
+ *
+ * at_matmul_rms (g, a, weight, eps, b) = rms_norm (a, weight, eps) @ b^T: where the
+ * matrix-vector rows kernel takes the product (a vector times q8_0 / q4_0 / q4_K on a CPU
+ * device), the norm is computed inside it, one dispatch; elsewhere it is the two ops.
  */
 #pragma once
 
@@ -34,5 +38,6 @@ G_BEGIN_DECLS
 
 AtTensor *at_matmul (AtGraph *g, AtTensor *a, AtTensor *b);
 AtTensor *at_matmul_add (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c);
+AtTensor *at_matmul_rms (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b);
 
 G_END_DECLS
