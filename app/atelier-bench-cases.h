@@ -50,13 +50,16 @@ extern const AtBenchCase *const at_bench_case_lists[];
 int atelier_bench_models (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read);
 /* One record of `bench models` / `bench text`: into `b`, and printed unless `json`. `unit` is
  * the JSON key ("ms", "gbps", "tokens_per_s"); `anchor` > 0 adds the ratio to the CPU's
- * streaming read. */
+ * streaming read (atelier_bench_report_vs: to the anchor `anchor_name`). */
 void atelier_bench_report (JsonBuilder *b, gboolean json, const char *name, const char *unit, double figure,
                            double anchor);
+void atelier_bench_report_vs (JsonBuilder *b, gboolean json, const char *name, const char *unit,
+                              double figure, double anchor, const char *anchor_name);
 /* `atelier bench text --model FILE`: a language model's prompt and generation speed
- * (atelier-bench-text.c). */
+ * (atelier-bench-text.c), against llama.cpp's CPU backend measured by `llama_bench` (a
+ * llama-bench binary; NULL: $ATELIER_LLAMA_BENCH or llama-bench on PATH) unless `no_anchors`. */
 int atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,
-                        const char *model_path);
+                        const char *model_path, const char *llama_bench, gboolean no_anchors);
 
 /* Helpers for case builders: a random input or weight of this shape and dtype. */
 AtTensor *at_bench_input (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape,

@@ -213,6 +213,13 @@ void
 atelier_bench_report (JsonBuilder *b, gboolean json, const char *name, const char *unit, double figure,
                       double anchor)
 {
+  atelier_bench_report_vs (b, json, name, unit, figure, anchor, "the CPU's streaming read");
+}
+
+void
+atelier_bench_report_vs (JsonBuilder *b, gboolean json, const char *name, const char *unit,
+                         double figure, double anchor, const char *anchor_name)
+{
   const char *shown = strcmp (unit, "gbps") == 0 ? "GB/s" : strcmp (unit, "tokens_per_s") == 0 ? "tokens/s" : unit;
 
   json_builder_begin_object (b);
@@ -230,7 +237,7 @@ atelier_bench_report (JsonBuilder *b, gboolean json, const char *name, const cha
     {
       printf ("%-48s %10.2f %s", name, figure, shown);
       if (anchor > 0)
-        printf ("   %.2fx the CPU's streaming read", figure / anchor);
+        printf ("   %.2fx %s", figure / anchor, anchor_name);
       printf ("\n");
       fflush (stdout);
     }

@@ -1,12 +1,19 @@
-/* atelier-bench-text.c: `atelier bench text --model FILE [--json]`: a language model's speed on
- * the chosen device. A 512-token prompt (the model's own tokens, cycled) is evaluated, then 128
- * tokens are generated greedily; it reports prompt tokens/s, generated tokens/s, the time to
- * the first token, and the GB/s of weights that generation reads (every weight byte once per
- * token: the figure that bounds it) with its ratio to the CPU's streaming read. */
+/* atelier-bench-text.c: `atelier bench text --model FILE [--json] [--llama-bench PATH]`: a
+ * language model's speed on the chosen device. A 512-token prompt (the model's own tokens,
+ * cycled) is evaluated, then 128 tokens are generated greedily; it reports prompt tokens/s,
+ * generated tokens/s (and the median token interval as tokens/s), the time to the first token,
+ * and the GB/s of weights that generation reads (every weight byte once per token: the figure
+ * that bounds it) with its ratio to the CPU's streaming read.
+ *
+ * The anchor is llama.cpp's CPU backend on the same file, measured in the same run by its own
+ * llama-bench (same prompt and generation lengths, every core): the speeds get their ratio to
+ * it. llama.cpp is never part of Atelier; README's Benchmarks says how to build llama-bench
+ * outside the tree. */
 #include "config.h"
 
 #include "atelier-bench-cases.h"
 
+#include <json-glib/json-glib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,10 +38,137 @@ cmp_gint64 (gconstpointer a, gconstpointer b)
   return (x > y) - (x < y);
 }
 
+/* What llama-bench measured: tokens/s of its prompt ("pp") and generation ("tg") tests. */
+typedef struct
+{
+  double prompt, generate;
+  char *build;
+} LlamaAnchor;
+
+/* llama-bench's binary: `given`, else $ATELIER_LLAMA_BENCH, else llama-bench on PATH; NULL if
+ * none. */
+static char *
+find_llama_bench (const char *given)
+{
+  const char *env = g_getenv ("ATELIER_LLAMA_BENCH");
+
+  if (given != NULL && *given != '\0')
+    return g_strdup (given);
+  if (env != NULL && *env != '\0')
+    return g_strdup (env);
+  return g_find_program_in_path ("llama-bench");
+}
+
+/* Runs llama-bench (`exe`) on `model` with our prompt and generation lengths on every core,
+ * once, and reads its JSON records; FALSE with `error` when it fails or reports no figures. */
+static gboolean
+run_llama_bench (const char *exe, const char *model, guint n_prompt, guint n_gen, LlamaAnchor *out,
+                 GError **error)
+{
+  g_autofree char *np = g_strdup_printf ("%u", n_prompt), *ng = g_strdup_printf ("%u", n_gen);
+  g_autofree char *nt = g_strdup_printf ("%u", g_get_num_processors ());
+  const char *argv[] = { exe, "-m", model, "-p", np, "-n", ng, "-t", nt, "-r", "1", "-o", "json", NULL };
+  g_autofree char *stdout_text = NULL, *stderr_text = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonNode *root;
+  int status;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &stdout_text, &stderr_text,
+                     &status, error))
+    return FALSE;
+  if (!g_spawn_check_wait_status (status, error))
+    {
+      /* Its own last word says why (a model it cannot load, an unknown option). */
+      g_autofree char *tail = g_strstrip (g_strdup (stderr_text ? stderr_text : ""));
+      char *last = strrchr (tail, '\n');
+
+      g_prefix_error (error, "%s: ", exe);
+      if (*tail != '\0')
+        g_prefix_error (error, "%s; ", last ? last + 1 : tail);
+      return FALSE;
+    }
+  if (!json_parser_load_from_data (parser, stdout_text, -1, error))
+    {
+      g_prefix_error (error, "%s printed no JSON: ", exe);
+      return FALSE;
+    }
+  root = json_parser_get_root (parser);
+  if (root != NULL && JSON_NODE_HOLDS_ARRAY (root))
+    {
+      JsonArray *records = json_node_get_array (root);
+
+      for (guint i = 0; i < json_array_get_length (records); i++)
+        {
+          JsonNode *node = json_array_get_element (records, i);
+          JsonObject *o = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+          gint64 p, g;
+          double ts;
+
+          if (o == NULL)
+            continue;
+          p = json_object_get_int_member_with_default (o, "n_prompt", 0);
+          g = json_object_get_int_member_with_default (o, "n_gen", 0);
+          ts = json_object_get_double_member_with_default (o, "avg_ts", 0);
+          if (p > 0 && g == 0)
+            out->prompt = ts;
+          else if (g > 0 && p == 0)
+            out->generate = ts;
+          if (out->build == NULL && json_object_has_member (o, "build_commit"))
+            out->build = g_strdup (json_object_get_string_member_with_default (o, "build_commit", ""));
+        }
+    }
+  if (out->prompt <= 0 || out->generate <= 0)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_FAILED,
+                   "%s reported no prompt and generation speeds (records with n_prompt, n_gen, avg_ts)",
+                   exe);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Measures the anchor and adds its record; a missing or failing llama-bench is said, not fatal. */
+static void
+llama_anchor (JsonBuilder *b, gboolean json, const char *given, const char *model, guint n_prompt,
+              guint n_gen, LlamaAnchor *anchor)
+{
+  g_autofree char *exe = find_llama_bench (given);
+  g_autoptr (GError) error = NULL;
+
+  if (exe == NULL)
+    {
+      if (!json)
+        printf ("anchor: llama.cpp's llama-bench not found (README, Benchmarks: build it outside "
+                "the tree, then --llama-bench PATH)\n");
+      return;
+    }
+  if (!run_llama_bench (exe, model, n_prompt, n_gen, anchor, &error))
+    {
+      fprintf (stderr, "atelier bench text: the llama.cpp anchor failed: %s\n", error->message);
+      anchor->prompt = anchor->generate = 0;
+      return;
+    }
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "anchor");
+  json_builder_add_string_value (b, "llama_cpp_cpu");
+  json_builder_set_member_name (b, "build");
+  json_builder_add_string_value (b, anchor->build ? anchor->build : "");
+  json_builder_set_member_name (b, "prompt_tokens_per_s");
+  json_builder_add_double_value (b, ((gint64) (anchor->prompt * 100 + 0.5)) / 100.0);
+  json_builder_set_member_name (b, "generate_tokens_per_s");
+  json_builder_add_double_value (b, ((gint64) (anchor->generate * 100 + 0.5)) / 100.0);
+  json_builder_end_object (b);
+  if (!json)
+    printf ("anchor: llama.cpp CPU (llama-bench %s, %u threads): prompt %.2f tokens/s, generate "
+            "%.2f tokens/s\n", anchor->build ? anchor->build : "", g_get_num_processors (),
+            anchor->prompt, anchor->generate);
+}
+
 int
 atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,
-                    const char *model_path)
+                    const char *model_path, const char *llama_bench, gboolean no_anchors)
 {
+  LlamaAnchor anchor = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (AtModelFile) file = NULL;
   g_autoptr (AtTokenizer) tok = NULL;
@@ -83,6 +217,8 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
 
       g_array_append_val (prompt, id);
     }
+  if (!no_anchors)
+    llama_anchor (b, json, llama_bench, model_path, n_prompt, n_gen, &anchor);
   at_sampler_params_init (&params.sampler);
   params.sampler.temperature = 0;
   params.max_tokens = n_gen;
@@ -106,13 +242,16 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
   if (!json)
     printf ("model: %s (%s, %.1f MiB of weights)\n", model_path, at_llm_get_arch (llm), weight_bytes / 1048576.0);
   g_snprintf (name, sizeof name, "prompt, %u tokens", stats.prompt_tokens);
-  atelier_bench_report (b, json, name, "tokens_per_s", stats.prompt_tokens / MAX (stats.prompt_seconds, 1e-9),
-                        0);
+  atelier_bench_report_vs (b, json, name, "tokens_per_s",
+                           stats.prompt_tokens / MAX (stats.prompt_seconds, 1e-9), anchor.prompt,
+                           "llama.cpp CPU");
   g_snprintf (name, sizeof name, "generate, %u tokens", stats.generated_tokens);
-  atelier_bench_report (b, json, name, "tokens_per_s",
-                        stats.generated_tokens / MAX (stats.generate_seconds, 1e-9), 0);
+  atelier_bench_report_vs (b, json, name, "tokens_per_s",
+                           stats.generated_tokens / MAX (stats.generate_seconds, 1e-9), anchor.generate,
+                           "llama.cpp CPU");
   if (median_s > 0)
-    atelier_bench_report (b, json, "generate, median token", "tokens_per_s", 1.0 / median_s, 0);
+    atelier_bench_report_vs (b, json, "generate, median token", "tokens_per_s", 1.0 / median_s,
+                             anchor.generate, "llama.cpp CPU");
   atelier_bench_report (b, json, "generate, weights read", "gbps",
                         weight_bytes * (double) stats.generated_tokens / MAX (stats.generate_seconds, 1e-9) / 1e9,
                         stream_read);
@@ -120,9 +259,11 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
   /* ATELIER_PROFILE=1: where the GPU time went, op by op. */
   if (at_profile_enabled ())
     at_llm_print_profile (llm, stderr);
+  g_free (anchor.build);
   return 0;
 
 fail:
+  g_free (anchor.build);
   fprintf (stderr, "atelier bench text: %s\n", error->message);
   return 1;
 }

@@ -96,7 +96,7 @@ int
 atelier_cmd_bench (int argc, char **argv)
 {
   gboolean json = FALSE, quick = FALSE, no_anchors = FALSE, models = FALSE, text = FALSE;
-  g_autofree char *model_path = NULL;
+  g_autofree char *model_path = NULL, *llama_bench = NULL;
   double sgemm_2048 = 0, stream_read = 0;
   g_autofree char *blas = NULL;
   g_autofree char *filter = NULL;
@@ -106,6 +106,9 @@ atelier_cmd_bench (int argc, char **argv)
     { "quick", 0, 0, G_OPTION_ARG_NONE, &quick, "Fewer repetitions", NULL },
     { "no-anchors", 0, 0, G_OPTION_ARG_NONE, &no_anchors, "Skip the CPU reference figures", NULL },
     { "model", 0, 0, G_OPTION_ARG_FILENAME, &model_path, "The GGUF language model (bench text)", "FILE" },
+    { "llama-bench", 0, 0, G_OPTION_ARG_FILENAME, &llama_bench,
+      "llama.cpp's llama-bench, the anchor of bench text (default: $ATELIER_LLAMA_BENCH, or on PATH)",
+      "PATH" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("ops|models|text - measure the engine");
@@ -184,7 +187,7 @@ atelier_cmd_bench (int argc, char **argv)
     }
 
   if (text)
-    status = atelier_bench_text (dev, b, json, quick, stream_read, model_path);
+    status = atelier_bench_text (dev, b, json, quick, stream_read, model_path, llama_bench, no_anchors);
   else if (models)
     status = atelier_bench_models (dev, b, json, quick, stream_read);
   for (guint l = 0; !models && at_bench_case_lists[l] != NULL; l++)

@@ -1,5 +1,8 @@
 /* test-cli.c: `atelier --version`, `atelier devices [--json]` and its errors, `atelier bench`
- * argument handling, `atelier models inspect` on real files and a broken one, run as subprocesses of the real binary ($ATELIER_BIN). */
+ * argument handling, `bench text` with its llama.cpp anchor, `atelier models inspect` on real
+ * files and a broken one, run as subprocesses of the real binary ($ATELIER_BIN). */
+#include "at-test-util.h"
+
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
@@ -194,6 +197,107 @@ test_bench_models (void)
   g_assert_cmpuint (n_cases, ==, 4);
 }
 
+/* A stand-in for llama.cpp's llama-bench at `path`: it writes its arguments to `path`.args and
+ * prints `body` (with exit status `status`), so the test can check what bench text asks of the
+ * anchor and how it reads the answer. The real llama-bench is measured by hand (README). */
+static void
+write_llama_bench (const char *path, const char *body, int status)
+{
+  g_autofree char *script = g_strdup_printf ("#!/bin/sh\necho \"$@\" > \"$0.args\"\n%s\nexit %d\n",
+                                             body, status);
+
+  at_test_write_text (path, script);
+  g_assert_cmpint (g_chmod (path, 0755), ==, 0);
+}
+
+/* The first record whose `member` is `value` (or, when `value` ends in '*', starts with it). */
+static JsonObject *
+find_record (JsonArray *records, const char *member, const char *value)
+{
+  gsize n = strlen (value);
+  gboolean prefix = n > 0 && value[n - 1] == '*';
+
+  for (guint i = 0; i < json_array_get_length (records); i++)
+    {
+      JsonObject *o = json_array_get_object_element (records, i);
+      const char *got = json_object_get_string_member_with_default (o, member, NULL);
+
+      if (got != NULL && (prefix ? strncmp (got, value, n - 1) == 0 : strcmp (got, value) == 0))
+        return o;
+    }
+  return NULL;
+}
+
+/* `atelier bench text --quick` on tools/ref/tiny_llm.py's chat model: the anchor is asked for
+ * the same file, lengths and cores, its speeds become the ratios of ours; a failing anchor is
+ * reported and the bench still measures. */
+static void
+test_bench_text (void)
+{
+  g_autofree char *dir = g_build_filename (at_test_tmpdir (), "bench-text", NULL);
+  g_autofree char *model = g_build_filename (dir, "llama_chat.gguf", NULL);
+  g_autofree char *fake = g_build_filename (dir, "llama-bench", NULL);
+  g_autofree char *args_path = g_strconcat (fake, ".args", NULL), *args = NULL;
+  g_autofree char *want_args = NULL;
+  const char *tool_args[] = { dir, NULL };
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  JsonArray *records;
+  JsonObject *anchor, *prompt, *gen;
+
+  if (!at_test_run_ref_tool ("tiny_llm.py", tool_args))
+    return;
+  write_llama_bench (fake,
+                     "echo '[{\"build_commit\": \"abc123\", \"n_prompt\": 128, \"n_gen\": 0, "
+                     "\"avg_ts\": 1000.0}, {\"build_commit\": \"abc123\", \"n_prompt\": 0, "
+                     "\"n_gen\": 32, \"avg_ts\": 500.0}]'", 0);
+  {
+    g_auto (Run) r = { 0 };
+
+    run (&r, NULL, "bench", "text", "--quick", "--json", "--model", model, "--llama-bench", fake, NULL);
+    if (r.status != 0 && g_strcmp0 (g_getenv ("ATELIER_REQUIRE_VULKAN"), "1") != 0)
+      {
+        g_test_skip ("no Vulkan device");
+        return;
+      }
+    g_assert_cmpint (r.status, ==, 0);
+    g_assert_true (json_parser_load_from_data (parser, r.out, -1, &error));
+    records = json_node_get_array (json_parser_get_root (parser));
+    anchor = find_record (records, "anchor", "llama_cpp_cpu");
+    g_assert_nonnull (anchor);
+    g_assert_cmpstr (json_object_get_string_member (anchor, "build"), ==, "abc123");
+    g_assert_cmpfloat (json_object_get_double_member (anchor, "prompt_tokens_per_s"), ==, 1000.0);
+    g_assert_cmpfloat (json_object_get_double_member (anchor, "generate_tokens_per_s"), ==, 500.0);
+    prompt = find_record (records, "case", "prompt, 128 tokens");
+    gen = find_record (records, "case", "generate, *"); /* 32 tokens, or fewer at an end of text */
+    g_assert_nonnull (prompt);
+    g_assert_nonnull (gen);
+    g_assert_cmpfloat_with_epsilon (json_object_get_double_member (prompt, "vs_anchor"),
+                                    json_object_get_double_member (prompt, "tokens_per_s") / 1000.0, 2e-3);
+    g_assert_cmpfloat_with_epsilon (json_object_get_double_member (gen, "vs_anchor"),
+                                    json_object_get_double_member (gen, "tokens_per_s") / 500.0, 2e-3);
+    g_assert_true (g_file_get_contents (args_path, &args, NULL, NULL));
+    want_args = g_strdup_printf ("-m %s -p 128 -n 32 -t %u -r 1 -o json\n", model, g_get_num_processors ());
+    g_assert_cmpstr (args, ==, want_args);
+  }
+  /* An anchor that fails: said on stderr with its own last words; no ratios. */
+  write_llama_bench (fake, "echo 'llama_model_load: error loading model' >&2", 3);
+  {
+    g_auto (Run) r = { 0 };
+    g_autoptr (JsonParser) p2 = json_parser_new ();
+
+    run (&r, NULL, "bench", "text", "--quick", "--json", "--model", model, "--llama-bench", fake, NULL);
+    g_assert_cmpint (r.status, ==, 0);
+    g_assert_nonnull (strstr (r.err, "the llama.cpp anchor failed: llama_model_load: error loading model"));
+    g_assert_true (json_parser_load_from_data (p2, r.out, -1, &error));
+    records = json_node_get_array (json_parser_get_root (p2));
+    g_assert_null (find_record (records, "anchor", "llama_cpp_cpu"));
+    prompt = find_record (records, "case", "prompt, 128 tokens");
+    g_assert_nonnull (prompt);
+    g_assert_false (json_object_has_member (prompt, "vs_anchor"));
+  }
+}
+
 /* ../shared/data/`relative`, or NULL after a skip (fatal when ATELIER_REQUIRE_SHARED=1). */
 static char *
 shared_path (const char *relative)
@@ -290,6 +394,7 @@ main (int argc, char **argv)
   g_test_add_func ("/app/cli/bench-usage", test_bench_usage);
   g_test_add_func ("/app/cli/bench-json", test_bench_json);
   g_test_add_func ("/app/cli/bench-models", test_bench_models);
+  g_test_add_func ("/app/cli/bench-text", test_bench_text);
   g_test_add_func ("/app/cli/models-inspect-gguf", test_models_inspect_gguf);
   g_test_add_func ("/app/cli/models-inspect-tensors", test_models_inspect_tensors);
   g_test_add_func ("/app/cli/models-inspect-errors", test_models_inspect_errors);
