@@ -75,6 +75,7 @@ layout(push_constant) uniform Push {
   uint oc;          // c: first element, or NO_C
   float eps;        // at_matmul_rms: the RMS norm's epsilon
   uint og;          // at_matmul_rms: the norm weight's first element, or NO_C (matvec_rows)
+  uint gk;          // at_matmul_swiglu: K, a being [gate (K) | up (K)]; else 0 (matvec_rows)
 } p;
 
 #include "dequant.glsl"

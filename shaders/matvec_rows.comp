@@ -12,7 +12,8 @@
 // subgroupShuffle (one or two instructions on lavapipe, where a fetch is dozens).
 // at_matmul_rms (p.og set): a is first RMS-normalised, a * g / sqrt(mean(a^2) + eps) with g
 // the norm's weight (binding 4, words); each workgroup sums a's squares itself, so the norm
-// needs no dispatch of its own.
+// needs no dispatch of its own. at_matmul_swiglu (p.gk = K): a is [gate | up], 2 K long, and
+// the product takes silu(gate) * up.
 #version 450
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_shuffle : enable
@@ -52,6 +53,8 @@ const uint TS = QK ? 9u : BS / 2u;  // texels a step of 8 blocks (q4_K: one supe
 void load_a(uint g, uint q, uint a4, uint alast, float rs, inout vec4 A) {
   uint t = min(a4 + 64u * g + q * S + gl_LocalInvocationID.x, alast);
   A = uintBitsToFloat(texelFetch(at, int(t)));
+  if (p.gk != 0u)
+    A = A / (1.0 + exp(-A)) * uintBitsToFloat(texelFetch(at, int(min(t + p.gk / 4u, alast))));
   if (p.og != NO_C) {
     uint wlast = uint(textureSize(gt)) - 1u;
     if (G_RGBA) {

@@ -3,7 +3,8 @@
  * weights, so quantised weights get tight tolerances too), at sizes that are not multiples of
  * the tiles; f16 activations, batches with broadcasting and GQA, strided a and b, weights split
  * into several bindings (ATELIER_MAX_BINDING_BYTES, ATELIER_MAX_TEXEL_ELEMENTS), the fused
- * add of at_matmul_add and norm of at_matmul_rms, and shape errors. */
+ * add of at_matmul_add, norm of at_matmul_rms and SwiGLU of at_matmul_swiglu, and shape
+ * errors. */
 #include "at-test-util.h"
 
 #include <string.h>
@@ -376,6 +377,51 @@ test_rms (void)
   g_assert_cmpuint (check_rms ("gemm-cpu", AT_DTYPE_Q8_0, 37, 576), ==, 2);
 }
 
+/* at_matmul_swiglu: silu (gate) * up of a [gate | up] vector, @ b^T (+ c [1, N] with
+ * `add`); returns the dispatches. */
+static guint
+check_swiglu (const char *path, AtDtype wtype, gint64 N, gint64 K, gboolean add)
+{
+  AtDevice *dev = at_test_device ();
+  g_autoptr (AtGraph) g = NULL;
+  const gint64 sa[] = { 1, 2 * K }, sb[] = { N, K }, sc[] = { 1, N };
+  g_autofree char *what = NULL;
+  AtTensor *a, *b, *c = NULL;
+
+  if (dev == NULL)
+    return 0;
+  if (path != NULL)
+    g_setenv ("ATELIER_MATMUL_PATH", path, TRUE);
+  g = at_graph_new (dev);
+  a = at_test_input (g, "a", AT_DTYPE_F32, 2, sa, -4, 4);
+  b = at_test_weight (g, "w", wtype, 2, sb, -1, 1);
+  if (add)
+    c = at_test_input (g, "c", AT_DTYPE_F32, 2, sc, -10, 10);
+  what = g_strdup_printf ("swiglu %s w %s N=%" G_GINT64_FORMAT " K=%" G_GINT64_FORMAT "%s",
+                          path ? path : "default", at_dtype_name (wtype), N, K, add ? " + c" : "");
+  at_test_assert_nmse (at_test_run (g, at_matmul_swiglu (g, a, b, c)), 1e-9, what);
+  g_unsetenv ("ATELIER_MATMUL_PATH");
+  return at_command_get_n_dispatches (at_graph_get_command (g));
+}
+
+/* silu (gate) * up inside the rows kernel on CPU devices (SmolLM's down projection, K 1536,
+ * and K with a tail of blocks), the two ops elsewhere. */
+static void
+test_swiglu (void)
+{
+  AtDevice *dev = at_test_device ();
+  gboolean cpu = dev != NULL && at_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+
+  if (dev == NULL)
+    return;
+  g_assert_cmpuint (check_swiglu (NULL, AT_DTYPE_Q8_0, 67, 1536, FALSE), ==, cpu ? 1 : 2);
+  g_assert_cmpuint (check_swiglu (NULL, AT_DTYPE_Q8_0, 67, 1536, TRUE), ==, cpu ? 1 : 2);
+  g_assert_cmpuint (check_swiglu (NULL, AT_DTYPE_Q4_0, 131, 96, TRUE), ==, cpu ? 1 : 2);
+  g_assert_cmpuint (check_swiglu (NULL, AT_DTYPE_Q4_K, 37, 512, FALSE), ==, cpu ? 1 : 2);
+  g_assert_cmpuint (check_swiglu (NULL, AT_DTYPE_F32, 37, 64, TRUE), ==, 2);
+  g_assert_cmpuint (check_swiglu ("gemm-cpu", AT_DTYPE_Q8_0, 37, 576, TRUE), ==, 2);
+}
+
 static void
 test_errors (void)
 {
@@ -443,6 +489,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/matmul/chunked", test_chunked);
   g_test_add_func ("/engine/matmul/add", test_add);
   g_test_add_func ("/engine/matmul/rms", test_rms);
+  g_test_add_func ("/engine/matmul/swiglu", test_swiglu);
   g_test_add_func ("/engine/matmul/errors", test_errors);
   return g_test_run ();
 }

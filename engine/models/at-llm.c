@@ -669,12 +669,17 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       x = at_matmul_add (g, att, weight_tensor (g, &L->o), x); /* the residual, in one dispatch */
 
       fn = weight_tensor (g, &L->ffn_norm);
-      if (L->gate.buffer == NULL) /* gate and up stacked (phi-3's own layout) */
-        ff = at_glu (g, at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->up)), AT_GLU_SWIGLU);
+      /* SwiGLU, the down projection and the residual: one dispatch where the rows kernel
+       * takes it (gate and up stacked, phi-3's own layout), else glu and the product. */
+      if (L->gate.buffer == NULL)
+        x = at_matmul_swiglu (g, at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->up)),
+                              weight_tensor (g, &L->down), x);
       else
-        ff = at_swiglu (g, at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->gate)),
-                        at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->up)));
-      x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
+        {
+          ff = at_swiglu (g, at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->gate)),
+                          at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->up)));
+          x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
+        }
     }
   /* Only the last position's logits. */
   /* Only the last real token's logits (prompt graphs may be padded). */

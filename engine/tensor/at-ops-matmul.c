@@ -67,8 +67,9 @@ typedef struct
   guint32 oc;
   float eps;
   guint32 og;
+  guint32 gk;
 } MatmulPush;
-G_STATIC_ASSERT (sizeof (MatmulPush) == 80);
+G_STATIC_ASSERT (sizeof (MatmulPush) == 84);
 
 /* MatmulPush.oc without an addend c, .og without a norm. */
 #define NO_C G_MAXUINT32
@@ -79,7 +80,7 @@ typedef struct
   float eps;
 } RmsParams;
 
-static const AtOp matmul_add_op, matmul_rms_op;
+static const AtOp matmul_add_op, matmul_rms_op, matmul_swiglu_op;
 
 static const AtDtype weight_dtypes[] = {
   AT_DTYPE_F32, AT_DTYPE_F16, AT_DTYPE_BF16, AT_DTYPE_Q8_0, AT_DTYPE_Q4_0, AT_DTYPE_Q4_1,
@@ -155,6 +156,25 @@ ref_matmul_rms (const AtTensor *dst, const float *const *src, float *out)
         h[r * K + i] = x[i] * rstd * src[2][i];
     }
   ref_matmul (dst, (const float *const[]){ h, src[1] }, out);
+}
+
+/* at_matmul_swiglu: a vector [gate | up] of 2 K, silu (gate) * up, times b [N, K] (plus c). */
+static void
+ref_matmul_swiglu (const AtTensor *dst, const float *const *src, float *out)
+{
+  const AtTensor *b = dst->src[1];
+  gint64 K = b->shape[b->ndim - 1], N = b->shape[b->ndim - 2];
+  g_autofree double *h = g_new (double, K);
+
+  for (gint64 k = 0; k < K; k++)
+    h[k] = (double) src[0][k] / (1.0 + exp (-(double) src[0][k])) * src[0][K + k];
+  for (gint64 n = 0; n < N; n++)
+    {
+      double s = 0;
+      for (gint64 k = 0; k < K; k++)
+        s += h[k] * src[1][n * K + k];
+      out[n] = (float) (dst->src[2] != NULL ? s + src[2][n] : s);
+    }
 }
 
 /* ---- encode ---- */
@@ -350,6 +370,8 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
   gsize rb;
 
   fill_push (dst, &push, &rb);
+  if (dst->op == &matmul_swiglu_op)
+    push.K = push.gk = (guint32) b->shape[b->ndim - 1]; /* a holds 2 K: gate, then up */
   pick_kernel (enc, dst, &desc, &label, &n_per, &m_per, &texel);
   if (n_batch > at_encoder_get_info (enc)->max_workgroup_count[2])
     {
@@ -360,7 +382,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
   bind[2] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
   /* The addend of at_matmul_add; else a bound again, unread. */
   push.oc = push.og = NO_C;
-  if (dst->op == &matmul_add_op)
+  if (dst->op == &matmul_add_op || (dst->op == &matmul_swiglu_op && dst->src[2] != NULL))
     bind[3] = at_encoder_bind (enc, dst->src[2], FALSE, &push.oc, 4);
   else
     bind[3] = at_encoder_bind (enc, a, FALSE, NULL, 1);
@@ -422,11 +444,11 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
     }
   else
     bind[0] = at_encoder_bind (enc, a, FALSE, &push.oa, a->dtype == AT_DTYPE_F16 ? 2 : 4);
-  if (dst->op == &matmul_rms_op && !own_rows)
+  if ((dst->op == &matmul_rms_op || dst->op == &matmul_swiglu_op) && !own_rows)
     {
-      /* at_matmul_rms only fuses where rows_kernel_takes said this kernel would run. */
+      /* The fused ops only fuse where rows_kernel_takes said this kernel would run. */
       g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
-                   "matmul_rms: %s cannot take the matrix-vector rows kernel", b->name);
+                   "%s: %s cannot take the matrix-vector rows kernel", dst->op->name, b->name);
       return FALSE;
     }
   if ((per_chunk = chunk_rows (enc, b, rb, push.sbn, n_per, texel, error)) == 0)
@@ -493,6 +515,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
 static const AtOp matmul_op = { "matmul", encode_matmul, ref_matmul };
 static const AtOp matmul_add_op = { "matmul_add", encode_matmul, ref_matmul_add };
 static const AtOp matmul_rms_op = { "matmul_rms", encode_matmul, ref_matmul_rms };
+static const AtOp matmul_swiglu_op = { "matmul_swiglu", encode_matmul, ref_matmul_swiglu };
 
 /* ---- constructor ---- */
 
@@ -647,4 +670,31 @@ at_matmul_rms (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b
     return at_graph_fail (g, "matmul_rms", "the norm weight must be f32 [K], contiguous: %s", dw);
   return at_graph_new_node (g, &matmul_rms_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 3, &p,
                             sizeof p);
+}
+
+AtTensor *
+at_matmul_swiglu (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c)
+{
+  AtTensor *srcs[3] = { a, b, c };
+  gint64 shape[4] = { 1, 1, 1, 1 };
+  int ndim;
+
+  if (a == NULL || b == NULL)
+    return at_graph_new_node (g, &matmul_swiglu_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 2, NULL, 0);
+  if (b->ndim < 2 || !rows_kernel_takes (g, a, b) || a->shape[a->ndim - 1] != 2 * b->shape[b->ndim - 1])
+    {
+      AtTensor *h = at_glu (g, a, AT_GLU_SWIGLU);
+      return c != NULL ? at_matmul_add (g, h, b, c) : at_matmul (g, h, b);
+    }
+  ndim = MAX (a->ndim, b->ndim);
+  shape[3] = b->shape[b->ndim - 2];
+  if (c != NULL && (c->dtype != AT_DTYPE_F32 || at_tensor_numel (c) != shape[3]
+                    || !at_tensor_is_contiguous (c)))
+    {
+      g_autofree char *dc = at_tensor_describe (c);
+      return at_graph_fail (g, "matmul_swiglu", "c must be f32, contiguous, of the product's %"
+                            G_GINT64_FORMAT " elements: %s", shape[3], dc);
+    }
+  return at_graph_new_node (g, &matmul_swiglu_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs,
+                            c != NULL ? 3 : 2, NULL, 0);
 }

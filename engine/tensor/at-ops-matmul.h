@@ -29,6 +29,9 @@
  * at_matmul_rms (g, a, weight, eps, b) = rms_norm (a, weight, eps) @ b^T: where the
  * matrix-vector rows kernel takes the product (a vector times q8_0 / q4_0 / q4_K on a CPU
  * device), the norm is computed inside it, one dispatch; elsewhere it is the two ops.
+ *
+ * at_matmul_swiglu (g, a, b, c) = at_glu (a, AT_GLU_SWIGLU) @ b^T (+ c, which may be NULL), a
+ * being [gate | up]: the same, silu (gate) * up taken inside the rows kernel where it runs.
  */
 #pragma once
 
@@ -39,5 +42,6 @@ G_BEGIN_DECLS
 AtTensor *at_matmul (AtGraph *g, AtTensor *a, AtTensor *b);
 AtTensor *at_matmul_add (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c);
 AtTensor *at_matmul_rms (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b);
+AtTensor *at_matmul_swiglu (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c);
 
 G_END_DECLS
