@@ -24,6 +24,10 @@
  *   Its locals are indexed only by constants after unrolling: a local array indexed at run
  *   time becomes per-lane scratch memory on lavapipe, which made a first version 20x slower.
  * - The reference accumulates in double; the GPU in float, in another order: compare by NMSE.
+ * - Fused variants (at_matmul_add, _rms, _swiglu) are separate ops sharing encode_matmul, told
+ *   apart by dst->op. The addend is added at every kernel's store (store_d); the norm and the
+ *   SwiGLU only in matvec_rows, so their constructors build the plain ops wherever
+ *   rows_kernel_takes says that kernel will not run, and encode fails loudly if it was wrong.
  */
 #include "at-ops-matmul.h"
 
