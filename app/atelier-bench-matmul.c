@@ -43,5 +43,7 @@ const AtBenchCase at_bench_cases_matmul[] = {
   MATVEC ("q8_0", 1536, 576, 32, 34),
   MATVEC ("q4_0", 4096, 4096, 32, 18),
   MATVEC ("q4_K", 4096, 4096, 256, 144),
+  /* Q4_K_M files keep some tensors (the output, half the down projections) in q6_K. */
+  MATVEC ("q6_K", 4096, 4096, 256, 210),
   { NULL },
 };

@@ -1,5 +1,5 @@
 // matvec_rows.comp: d[z, 0, n0 + n] = sum_k a[z, 0, k] * b[z', n, k] for a vector a (M = 1)
-// and q8_0, q4_0 or q4_K b (WTYPE). Reference: ref_matmul in engine/tensor/at-ops-matmul.c.
+// and q8_0, q4_0, q4_K or q6_K b (WTYPE). Reference: ref_matmul in engine/tensor/at-ops-matmul.c.
 // For CPU devices (lavapipe), where every per-lane load is a gather that costs far more than
 // the arithmetic it feeds. Lanes own rows of b and walk K together, 256 elements a step (eight
 // blocks: 17 (q8_0) or 9 (q4_0) texels of an RGBA32UI view; a q4_K super-block: 9), so any K
@@ -36,7 +36,7 @@ const uint S = gl_WorkGroupSize.x;  // one subgroup: 8 or 16 lanes
 const uint P = (STEP & 15u) == 0u ? 1u : (STEP & 7u) == 0u ? 2u : (STEP & 3u) == 0u ? 4u : 8u;
 const uint R = P * RR;  // rows per lane
 const uint NA = 64u / S;  // a's texels per lane per step (S >= 8)
-const bool Q8 = WTYPE == WT_Q8_0, QK = WTYPE == WT_Q4_K;
+const bool Q8 = WTYPE == WT_Q8_0, QK = WTYPE == WT_Q4_K, Q6 = WTYPE == WT_Q6_K;
 const uint BS = Q8 ? 34u : 18u;  // bytes a block: f16 scale, then 32 bytes or 16 of nibbles
 const uint TS = QK ? 9u : BS / 2u;  // texels a step of 8 blocks (q4_K: one super-block)
 
@@ -151,25 +151,77 @@ void step_k(uint g, uint m, uint t0[RR], uint a4, uint alast, uint blast, float 
   }
 }
 
+// q6_K super-block g of RR rows starting at byte rb[r] (bt is an R32UI view: super-blocks of
+// 210 bytes fall at every even offset, so the 2-byte misalignment is taken at run time, one
+// select a word, and every field then sits at a constant word): ql (128 bytes: low 4 bits),
+// qh (64: high 2 bits), 16 signed scales, d (f16). Element 128 n + 32 g + l has low bits
+// ql[64 n + 32 (g & 1) + l] >> 4 (g >= 2), high bits qh[32 n + l] >> 2 g, scale
+// scales[8 n + 2 g + l / 16]; value d scale (q - 32).
+void step_q6(uint g, uint rb[RR], uint a4, uint alast, uint blast, float rs, inout float acc[RR]) {
+  vec4 A[NA];
+  [[unroll]] for (uint q = 0u; q < NA; q++)
+    load_a(g, q, a4, alast, rs, A[q]);
+  [[unroll]] for (uint r = 0u; r < RR; r++) {
+    uint h0 = (rb[r] >> 1) + 105u * g;  // the super-block's first halfword
+    uint w0 = h0 >> 1;
+    bool odd = (h0 & 1u) != 0u;
+    uint R[53];
+    uint prev = texelFetch(bt, int(min(w0, blast))).x;
+    [[unroll]] for (uint j = 0u; j < 53u; j++) {
+      uint next = texelFetch(bt, int(min(w0 + j + 1u, blast))).x;
+      R[j] = odd ? (prev >> 16) | (next << 16) : prev;
+      prev = next;
+    }
+    float d = unpackHalf2x16(R[52]).x;
+    float sum = 0.0;
+    [[unroll]] for (uint j8 = 0u; j8 < 8u; j8++) {
+      uint n = j8 >> 2, gq = j8 & 3u;
+      vec4 s0 = vec4(0.0), s1 = vec4(0.0), a0 = vec4(0.0), a1 = vec4(0.0);
+      [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        vec4 av;
+        [[unroll]] for (uint e = 0u; e < 4u; e++) {
+          uint t = 8u * j8 + i;  // a's texel within the step: elements 32 j8 + 4 i + e
+          av[e] = subgroupShuffle(A[t / S][e], t % S);
+        }
+        uint lo = (R[16u * n + 8u * (gq & 1u) + i] >> (gq >= 2u ? 4u : 0u)) & 0x0f0f0f0fu;
+        uint hi = (R[32u + 8u * n + i] >> (2u * gq)) & 0x03030303u;
+        uint qw = lo | (hi << 4);
+        vec4 qv = vec4(uvec4(qw & 0xffu, (qw >> 8) & 0xffu, (qw >> 16) & 0xffu, qw >> 24));
+        if (i < 4u) { s0 += av * qv; a0 += av; } else { s1 += av * qv; a1 += av; }
+      }
+      uint sb = 2u * j8;  // scales[8 n + 2 gq] and the next: bytes 192 + sb, 193 + sb
+      int sw = int(R[48u + sb / 4u]);
+      float sc0 = float(bitfieldExtract(sw, int(8u * (sb & 3u)), 8));
+      float sc1 = float(bitfieldExtract(sw, int(8u * (sb & 3u) + 8u), 8));
+      sum += sc0 * ((s0.x + s0.y) + (s0.z + s0.w) - 32.0 * ((a0.x + a0.y) + (a0.z + a0.w)))
+           + sc1 * ((s1.x + s1.y) + (s1.z + s1.w) - 32.0 * ((a1.x + a1.y) + (a1.z + a1.w)));
+    }
+    acc[r] += d * sum;
+  }
+}
+
 // Pass c: rows n_first + c + P (r S + lane), r < RR.
 void pass(uint c, uint n_first, float rs) {
   uint lane = gl_LocalInvocationID.x;
   uint m = (OBM + c * STEP) & 15u;  // this pass's misalignment
   uint a4 = a_batch() >> 2, alast = uint(textureSize(at)) - 1u;
   uint blast = uint(textureSize(bt)) - 1u, bbase = b_batch();
-  uint t0[RR];
+  uint t0[RR], rb[RR];
   float acc[RR];
   [[unroll]] for (uint r = 0u; r < RR; r++) {
-    t0[r] = (bbase + (n_first + c + P * (r * S + lane)) * p.sbn) >> 4;
+    rb[r] = bbase + (n_first + c + P * (r * S + lane)) * p.sbn;
+    t0[r] = rb[r] >> 4;
     acc[r] = 0.0;
   }
   uint ng = p.K >> 8;
   for (uint g = 0u; g < ng; g++)
-    if (QK)
+    if (Q6)
+      step_q6(g, rb, a4, alast, blast, rs, acc);
+    else if (QK)
       step_k(g, m, t0, a4, alast, blast, rs, acc);
     else
       step(g, 8u, m, t0, a4, alast, blast, rs, acc);
-  if (TAIL > 0u && !QK)
+  if (TAIL > 0u && !QK && !Q6)
     step(ng, TAIL, m, t0, a4, alast, blast, rs, acc);
   uint dbase = d_batch() + p.n0;
   [[unroll]] for (uint r = 0u; r < RR; r++) {

@@ -128,6 +128,11 @@ test_vector_rows (void)
       if (ks[i] % 256 == 0)
         check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q4_K, 1, ns[(i + 2) % G_N_ELEMENTS (ns)], ks[i], 1e-9);
     }
+  /* q6_K, read as words: rows of 210 K / 256 bytes start on odd halfwords when K / 256 is
+   * odd, and every odd super-block of a row does. */
+  check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q6_K, 1, 67, 256, 1e-9);
+  check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q6_K, 1, 131, 768, 1e-9);
+  check_2d ("matvec-texel", AT_DTYPE_F32, AT_DTYPE_Q6_K, 1, 1, 1536, 1e-9);
 }
 
 static void

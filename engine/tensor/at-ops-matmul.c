@@ -19,8 +19,9 @@
  *   the arithmetic, so rows starting at 16 bytes are RGBA32UI views and q8_0 / q4_0 / q4_K are
  *   read 256 elements (whole texels) per lane (GROUP). A view is limited to
  *   maxTexelBufferElements texels: b is split as for storage ranges, by that limit.
- * - For a vector times q8_0 / q4_0 / q4_K (token generation) lanes own rows instead
- *   (matvec_rows): any K and any row alignment, with each row's misalignment a spec constant.
+ * - For a vector times q8_0 / q4_0 / q4_K / q6_K (token generation) lanes own rows instead
+ *   (matvec_rows): any K and any row alignment, with each row's misalignment a spec constant
+ *   (q6_K: words, the 2-byte misalignment of its 210-byte super-blocks taken at run time).
  *   Its locals are indexed only by constants after unrolling: a local array indexed at run
  *   time becomes per-lane scratch memory on lavapipe, which made a first version 20x slower.
  * - The reference accumulates in double; the GPU in float, in another order: compare by NMSE.
@@ -407,11 +408,12 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
     {
       desc.shader = "matvec_texel";
       desc.texel_bindings = 0x3;
-      /* Lanes own rows (matvec_rows.comp): q8_0 / q4_0 / q4_K b, a vector a in RGBA32UI texels,
+      /* Lanes own rows (matvec_rows.comp): q8_0 / q4_0 / q4_K / q6_K b, a vector a in RGBA32UI texels,
        * a workgroup of one subgroup (not "matvec-multi"), batch strides of whole texels (they
        * keep each row's misalignment). Rows n, n + P, ... share one misalignment; about
        * four rows a lane (measured: more do not help). */
-      if ((b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q4_K)
+      if ((b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q4_K
+           || b->dtype == AT_DTYPE_Q6_K)
           && push.M == 1 && desc.spec[0] == at_encoder_get_info (enc)->subgroup_size
           && bind[0].format == VK_FORMAT_R32G32B32A32_UINT
           && (push.sb0 | push.sb1) % 16 == 0)
@@ -432,7 +434,8 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
         }
       if (own_rows)
         {
-          guint32 step = push.sbn % 16;
+          /* q6_K rows are read as words, their misalignment taken at run time: one pass. */
+          guint32 step = b->dtype == AT_DTYPE_Q6_K ? 0 : push.sbn % 16;
           guint32 passes = step == 0 ? 1 : step % 8 == 0 ? 2 : step % 4 == 0 ? 4 : 8;
 
           desc.shader = "matvec_rows";
@@ -440,7 +443,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
           desc.spec[15] = g_rgba;
           desc.n_bindings = 5;
           desc.texel_bindings |= 0x10;
-          desc.spec[5] = MAX (1, 4 / passes);
+          desc.spec[5] = b->dtype == AT_DTYPE_Q6_K ? 2 : MAX (1, 4 / passes);
           desc.spec[12] = step;
           desc.spec[14] = push.K / 32 % 8;
           n_per = (guint64) desc.spec[0] * passes * desc.spec[5];
@@ -474,8 +477,10 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
            * blocks, q4_K super-blocks. */
           if (own_rows)
             {
-              if (!at_encoder_bind_texel (enc, b, first, n, VK_FORMAT_R32G32B32A32_UINT, &bind[1],
-                                          &push.ob, 1))
+              VkFormat format = b->dtype == AT_DTYPE_Q6_K ? VK_FORMAT_R32_UINT
+                                                          : VK_FORMAT_R32G32B32A32_UINT;
+
+              if (!at_encoder_bind_texel (enc, b, first, n, format, &bind[1], &push.ob, 1))
                 {
                   g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
                                "matmul: %s does not fit a texel view", b->name);
@@ -635,8 +640,8 @@ at_matmul_add (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c)
 
 /* Whether encode_matmul will take the lanes-own-rows kernel (matvec_rows.comp) for a @ b^T,
  * as far as the graph can tell before binding: a CPU device with texel views, no forced path,
- * a contiguous f32 vector a (K a multiple of 4) at a 16-byte offset, an unbatched q8_0, q4_0
- * or q4_K b. */
+ * a contiguous f32 vector a (K a multiple of 4) at a 16-byte offset, an unbatched q8_0, q4_0,
+ * q4_K or q6_K b. */
 static gboolean
 rows_kernel_takes (AtGraph *g, const AtTensor *a, const AtTensor *b)
 {
@@ -649,7 +654,8 @@ rows_kernel_takes (AtGraph *g, const AtTensor *a, const AtTensor *b)
          && (force == NULL || *force == '\0' || g_str_equal (force, "matvec-texel"))
          && a->dtype == AT_DTYPE_F32 && at_tensor_numel (a) == K && K % 4 == 0
          && at_tensor_is_contiguous (a) && (a->view_src == NULL || a->view_offset % 16 == 0)
-         && (b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q4_K)
+         && (b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q4_K
+             || b->dtype == AT_DTYPE_Q6_K)
          && at_tensor_numel (b) / b->shape[b->ndim - 1] == b->shape[b->ndim - 2];
 }
 
