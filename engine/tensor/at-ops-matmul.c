@@ -443,7 +443,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
           desc.spec[15] = g_rgba;
           desc.n_bindings = 5;
           desc.texel_bindings |= 0x10;
-          desc.spec[5] = b->dtype == AT_DTYPE_Q6_K ? 2 : MAX (1, 4 / passes);
+          desc.spec[5] = b->dtype == AT_DTYPE_Q6_K ? 4 : MAX (1, 4 / passes);
           desc.spec[12] = step;
           desc.spec[14] = push.K / 32 % 8;
           n_per = (guint64) desc.spec[0] * passes * desc.spec[5];
