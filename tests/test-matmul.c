@@ -325,6 +325,24 @@ test_add (void)
   }
 }
 
+/* A graph for a fused matmul on kernel `path` (NULL: the device's choice; the fused
+ * constructors read it), and its run against the reference; the run returns the dispatches. */
+static AtGraph *
+fused_graph (const char *path)
+{
+  if (path != NULL)
+    g_setenv ("ATELIER_MATMUL_PATH", path, TRUE);
+  return at_graph_new (at_test_device ());
+}
+
+static guint
+run_fused (AtGraph *g, AtTensor *out, const char *what)
+{
+  at_test_assert_nmse (at_test_run (g, out), 1e-9, what);
+  g_unsetenv ("ATELIER_MATMUL_PATH");
+  return at_command_get_n_dispatches (at_graph_get_command (g));
+}
+
 /* at_matmul_rms: rms_norm (a, w, eps) @ b^T, a vector a [1, K]; returns the dispatches. The
  * norm weight starts `skew` elements into its buffer (1: not on a texel). */
 static guint
@@ -338,9 +356,7 @@ check_rms_at (const char *path, AtDtype wtype, gint64 N, gint64 K, gint64 skew)
 
   if (dev == NULL)
     return 0;
-  if (path != NULL)
-    g_setenv ("ATELIER_MATMUL_PATH", path, TRUE);
-  g = at_graph_new (dev);
+  g = fused_graph (path);
   a = at_test_input (g, "a", AT_DTYPE_F32, 2, sa, -3, 3);
   b = at_test_weight (g, "w", wtype, 2, sb, -1, 1);
   w = at_test_weight (g, "norm", AT_DTYPE_F32, 1, sw, 0.5, 1.5);
@@ -348,9 +364,7 @@ check_rms_at (const char *path, AtDtype wtype, gint64 N, gint64 K, gint64 skew)
     w = at_view (g, w, 1, sa + 1, one, skew);
   what = g_strdup_printf ("rms %s w %s N=%" G_GINT64_FORMAT " K=%" G_GINT64_FORMAT " skew %"
                           G_GINT64_FORMAT, path ? path : "default", at_dtype_name (wtype), N, K, skew);
-  at_test_assert_nmse (at_test_run (g, at_matmul_rms (g, a, w, 1e-5f, b)), 1e-9, what);
-  g_unsetenv ("ATELIER_MATMUL_PATH");
-  return at_command_get_n_dispatches (at_graph_get_command (g));
+  return run_fused (g, at_matmul_rms (g, a, w, 1e-5f, b), what);
 }
 
 static guint
@@ -395,18 +409,14 @@ check_swiglu (const char *path, AtDtype wtype, gint64 N, gint64 K, gboolean add)
 
   if (dev == NULL)
     return 0;
-  if (path != NULL)
-    g_setenv ("ATELIER_MATMUL_PATH", path, TRUE);
-  g = at_graph_new (dev);
+  g = fused_graph (path);
   a = at_test_input (g, "a", AT_DTYPE_F32, 2, sa, -4, 4);
   b = at_test_weight (g, "w", wtype, 2, sb, -1, 1);
   if (add)
     c = at_test_input (g, "c", AT_DTYPE_F32, 2, sc, -10, 10);
   what = g_strdup_printf ("swiglu %s w %s N=%" G_GINT64_FORMAT " K=%" G_GINT64_FORMAT "%s",
                           path ? path : "default", at_dtype_name (wtype), N, K, add ? " + c" : "");
-  at_test_assert_nmse (at_test_run (g, at_matmul_swiglu (g, a, b, c)), 1e-9, what);
-  g_unsetenv ("ATELIER_MATMUL_PATH");
-  return at_command_get_n_dispatches (at_graph_get_command (g));
+  return run_fused (g, at_matmul_swiglu (g, a, b, c), what);
 }
 
 /* silu (gate) * up inside the rows kernel on CPU devices (SmolLM's down projection, K 1536,
