@@ -3,6 +3,9 @@
 // pairs are (2i, 2i+1) (normal) or (i, i + n_rot/2) (NEOX); dims >= n_rot are copied.
 // Reference: ref_rope in engine/tensor/at-ops-norm.c. One invocation per (batch, position) and
 // pair or copied dim, looping over the heads.
+// at_rope_cache (p.ncache > 0): x is [L, Hq + 2 Hkv, D], the q, k and v heads of one token; q
+// and k heads turn, v heads are copied, and each k and v head is also written into row
+// pos[l] of the k and v caches [ncache, Hkv, D] (rows outside the cache are not written).
 #version 450
 #include "common.glsl"
 
@@ -19,6 +22,8 @@ layout(binding = 0) readonly buffer X { T x[]; };
 layout(binding = 1) readonly buffer P { int pos[]; };
 layout(binding = 2) readonly buffer F { float ff[]; };
 layout(binding = 3) writeonly buffer D { T d[]; };
+layout(binding = 4) writeonly buffer KC { T kc[]; };
+layout(binding = 5) writeonly buffer VC { T vc[]; };
 
 layout(push_constant) uniform Push {
   uvec4 ne;      // x as [B, L, H, D]
@@ -28,7 +33,30 @@ layout(push_constant) uniform Push {
   uint per_row;  // n_rot / 2 pairs + (D - n_rot) copies (VEC4: items of 4 elements)
   uint n;        // B * L * per_row
   float base, freq_scale;
+  uint nq, nkv;      // at_rope_cache: q heads, kv heads
+  uint okc, ovc;     // the caches' first elements (VEC4: vec4 units)
+  uint ncache;       // cache rows; 0: no caches
 } p;
+
+// d's element k of head h (of the token at dst, position index l), and the caches' copy.
+void put(uint dst, uint l, uint h, uint k, T v) {
+  d[dst + h * p.ne.w + k] = v;
+  if (p.ncache != 0u && h >= p.nq) {
+    int row = pos[p.op + l];
+    uint hk = h - p.nq;
+    if (row >= 0 && row < int(p.ncache)) {
+      if (hk < p.nkv)
+        kc[p.okc + (uint(row) * p.nkv + hk) * p.ne.w + k] = v;
+      else
+        vc[p.ovc + (uint(row) * p.nkv + hk - p.nkv) * p.ne.w + k] = v;
+    }
+  }
+}
+
+// Whether head h turns (v heads of at_rope_cache do not).
+bool turns(uint h) {
+  return p.ncache == 0u || h < p.nq + p.nkv;
+}
 
 float theta_of(uint l, uint i) {
   float theta = float(pos[p.op + l]) * p.freq_scale * pow(p.base, -2.0 * float(i) / float(p.n_rot));
@@ -52,7 +80,7 @@ void main() {
   if (j >= rot_items) {
     uint k = p.n_rot / 4u + (j - rot_items);
     for (uint h = 0u; h < p.ne.z; h++)
-      d[dst + h * p.ne.w + k] = x[src + h * p.sx.z + k];
+      put(dst, l, h, k, x[src + h * p.sx.z + k]);
     return;
   }
   if (NEOX != 0u) {
@@ -61,8 +89,9 @@ void main() {
     vec4 c = cos(th), s = sin(th);
     for (uint h = 0u; h < p.ne.z; h++) {
       vec4 a = x[src + h * p.sx.z + j], b = x[src + h * p.sx.z + hb + j];
-      d[dst + h * p.ne.w + j] = a * c - b * s;
-      d[dst + h * p.ne.w + hb + j] = a * s + b * c;
+      bool t = turns(h);
+      put(dst, l, h, j, t ? a * c - b * s : a);
+      put(dst, l, h, hb + j, t ? a * s + b * c : b);
     }
   } else {
     vec2 th = vec2(theta_of(l, 2u * j), theta_of(l, 2u * j + 1u));
@@ -70,7 +99,7 @@ void main() {
     for (uint h = 0u; h < p.ne.z; h++) {
       vec4 a = x[src + h * p.sx.z + j];
       // (a0, a1) -> (a0 c - a1 s, a0 s + a1 c), twice.
-      d[dst + h * p.ne.w + j] = a * c + vec4(-a.y, a.x, -a.w, a.z) * s;
+      put(dst, l, h, j, turns(h) ? a * c + vec4(-a.y, a.x, -a.w, a.z) * s : a);
     }
   }
 #else
@@ -78,7 +107,7 @@ void main() {
   if (j >= half_rot) {
     uint k = p.n_rot + (j - half_rot);
     for (uint h = 0u; h < p.ne.z; h++)
-      d[dst + h * p.ne.w + k] = x[src + h * p.sx.z + k];
+      put(dst, l, h, k, x[src + h * p.sx.z + k]);
     return;
   }
   uint ia = NEOX != 0u ? j : 2u * j;
@@ -88,8 +117,9 @@ void main() {
   // theta depends on (position, pair) only: one invocation turns that pair in every head.
   for (uint h = 0u; h < p.ne.z; h++) {
     float a = x[src + h * p.sx.z + ia], b = x[src + h * p.sx.z + ib];
-    d[dst + h * p.ne.w + ia] = a * c - b * s;
-    d[dst + h * p.ne.w + ib] = a * s + b * c;
+    bool t = turns(h);
+    put(dst, l, h, ia, t ? a * c - b * s : a);
+    put(dst, l, h, ib, t ? a * s + b * c : b);
   }
 #endif
 }

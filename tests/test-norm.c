@@ -307,6 +307,95 @@ test_rope (void)
   check_rope (4, s3, 2, AT_ROPE_NEOX, TRUE, FALSE, "rope D=2 neox");
 }
 
+/* at_rope_cache on [L, Hq + 2 Hkv, D] (plain or a strided view): the result against the
+ * reference (q and k heads turned, v heads copied), and the caches: row positions[l] holds
+ * token l's k and v heads exactly as in the result, positions past the cache's rows write
+ * nothing, and the other rows keep what they held. */
+static void
+check_rope_cache (gboolean strided, gint64 d, int n_rot, AtRopeMode mode, const char *what)
+{
+  AtDevice *dev = at_test_device ();
+  const gint64 l = 5, nq = 3, nkv = 2, h = nq + 2 * nkv, rows = 7;
+  const gint64 lshape[] = { l }, cshape[] = { rows, nkv, d }, xshape[] = { l, h, d };
+  const float pos[] = { 4, 2, 6, 7, 9 }; /* 7 and 9 fall past the 7 rows */
+  const float sentinel = 7.5f;
+  gsize cbytes = (gsize) (rows * nkv * d) * sizeof (float);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtGraph) g = NULL;
+  g_autoptr (AtBuffer) kbuf = NULL, vbuf = NULL;
+  g_autofree float *y = g_new (float, l * h * d), *kc = g_new (float, rows * nkv * d);
+  g_autofree float *vc = g_new (float, rows * nkv * d);
+  AtTensor *x, *out;
+  union { float f; guint32 u; } fill = { sentinel };
+
+  if (dev == NULL)
+    return;
+  g = at_graph_new (dev);
+  if (strided)
+    {
+      /* Rows of h D + 3 floats, as the heads of a projection with other columns. */
+      const gint64 wide[] = { l, h * d + 3 }, st[] = { h * d + 3, d, 1 };
+      x = at_view (g, at_test_input (g, "qkv", AT_DTYPE_F32, 2, wide, -1, 1), 3, xshape, st, 3);
+    }
+  else
+    x = at_test_input (g, "x", AT_DTYPE_F32, 3, xshape, -1, 1);
+  kbuf = at_buffer_new (dev, cbytes, AT_BUFFER_DEVICE, "k cache", &error);
+  vbuf = at_buffer_new (dev, cbytes, AT_BUFFER_DEVICE, "v cache", &error);
+  g_assert_no_error (error);
+  g_assert_true (at_buffer_fill (kbuf, 0, cbytes, fill.u, &error));
+  g_assert_true (at_buffer_fill (vbuf, 0, cbytes, fill.u, &error));
+  out = at_rope_cache (g, x, at_test_input_values (g, "pos", AT_DTYPE_I32, 1, lshape, pos), n_rot,
+                       10000.0f, 0.75f, mode, NULL, (int) nq,
+                       at_graph_weight (g, "k cache", AT_DTYPE_F32, 3, cshape, kbuf, 0),
+                       at_graph_weight (g, "v cache", AT_DTYPE_F32, 3, cshape, vbuf, 0));
+  at_test_assert_nmse (at_test_run (g, out), TOL_ROPE, what);
+  g_assert_true (at_graph_get_output (g, out, y, (gsize) (l * h * d) * sizeof (float), &error));
+  g_assert_true (at_buffer_download (kbuf, 0, kc, cbytes, &error));
+  g_assert_true (at_buffer_download (vbuf, 0, vc, cbytes, &error));
+  g_assert_no_error (error);
+  for (gint64 r = 0; r < rows; r++)
+    {
+      gint64 tok = -1;
+
+      for (gint64 i = 0; i < l; i++)
+        if ((gint64) pos[i] == r)
+          tok = i;
+      for (gint64 e = 0; e < nkv * d; e++)
+        {
+          float want_k = tok < 0 ? sentinel : y[(tok * h + nq) * d + e];
+          float want_v = tok < 0 ? sentinel : y[(tok * h + nq + nkv) * d + e];
+          g_assert_cmpfloat (kc[r * nkv * d + e], ==, want_k);
+          g_assert_cmpfloat (vc[r * nkv * d + e], ==, want_v);
+        }
+    }
+}
+
+static void
+test_rope_cache (void)
+{
+  check_rope_cache (FALSE, 16, 16, AT_ROPE_NORMAL, "rope cache vec4 normal");
+  check_rope_cache (FALSE, 16, 8, AT_ROPE_NEOX, "rope cache vec4 neox, n_rot 8 < 16");
+  check_rope_cache (TRUE, 16, 8, AT_ROPE_NEOX, "rope cache neox strided (scalar), n_rot 8 < 16");
+  check_rope_cache (FALSE, 10, 6, AT_ROPE_NORMAL, "rope cache D 10, n_rot 6");
+  check_rope_cache (TRUE, 10, 10, AT_ROPE_NEOX, "rope cache strided D 10 neox");
+  {
+    AtDevice *dev = at_test_device ();
+    g_autoptr (AtGraph) g = NULL;
+    g_autoptr (AtBuffer) buf = NULL;
+    AtTensor *x, *p, *kc;
+
+    if (dev == NULL)
+      return;
+    g = at_graph_new (dev);
+    buf = at_buffer_new (dev, 4096, AT_BUFFER_DEVICE, "cache", NULL);
+    x = at_graph_input (g, "x", AT_DTYPE_F32, 3, (gint64[]){ 2, 6, 8 });
+    p = at_graph_input (g, "pos", AT_DTYPE_I32, 1, (gint64[]){ 2 });
+    kc = at_graph_weight (g, "kc", AT_DTYPE_F32, 3, (gint64[]){ 4, 2, 8 }, buf, 0);
+    at_test_expect_error (g, at_rope_cache (g, x, p, 8, 10000.0f, 1.0f, AT_ROPE_NORMAL, NULL, 3, kc, kc),
+                          "3 q heads + 2 x 2 kv heads");
+  }
+}
+
 static void
 test_rope_values (void)
 {
@@ -620,6 +709,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/norm/softmax-strided", test_softmax_strided);
   g_test_add_func ("/engine/norm/softmax-fully-masked", test_fully_masked);
   g_test_add_func ("/engine/norm/rope", test_rope);
+  g_test_add_func ("/engine/norm/rope-cache", test_rope_cache);
   g_test_add_func ("/engine/norm/rope-values", test_rope_values);
   g_test_add_func ("/engine/norm/rope-values-vec4", test_rope_values_vec4);
   g_test_add_func ("/engine/norm/glu", test_glu);

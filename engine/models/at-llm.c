@@ -625,20 +625,23 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       /* Each projection after a norm takes it as at_matmul_rms: one dispatch where the
        * matrix-vector kernel can normalise its input itself (token generation on a CPU). */
       an = weight_tensor (g, &L->attn_norm);
+      kc = at_graph_weight (g, "k cache", AT_DTYPE_F32, 3, cache_shape, L->k_cache, 0);
+      vc = at_graph_weight (g, "v cache", AT_DTYPE_F32, 3, cache_shape, L->v_cache, 0);
       if (L->qkv.buffer != NULL)
         {
           AtTensor *qkv = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->qkv)); /* [n, qd + 2 kvd] */
-          AtTensor *qk;
+          AtTensor *all;
 
           if (m->arch == ARCH_QWEN2)
             qkv = at_add (g, qkv, weight_tensor (g, &L->qkv_b));
-          /* q's and k's heads roped in one pass, [n, H + KV, hd]; v's rows stay strided
-           * (at_write_rows takes them as they are). */
-          qk = at_rope (g, heads_view (g, qkv, n, m->n_head + m->n_kv, m->head_dim, qd + 2 * kvd, 0),
-                        s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
-          q = heads_view (g, qk, n, m->n_head, m->head_dim, qd + kvd, 0);
-          k = heads_view (g, qk, n, m->n_kv, m->head_dim, qd + kvd, qd);
-          v = heads_view (g, qkv, n, m->n_kv, m->head_dim, qd + 2 * kvd, qd + kvd);
+          /* One pass over the [n, H + 2 KV, hd] heads: q and k roped, and the new k and v rows
+           * written into the caches at their positions. */
+          all = at_rope_cache (g, heads_view (g, qkv, n, m->n_head + 2 * m->n_kv, m->head_dim, qd + 2 * kvd, 0),
+                               s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs,
+                               (int) m->n_head, kc, vc);
+          q = heads_view (g, all, n, m->n_head, m->head_dim, qd + 2 * kvd, 0);
+          k = at_transpose (g, kc, 0, 1); /* [cache_len, kv, hd] -> [kv, cache_len, hd] */
+          v = at_transpose (g, vc, 0, 1);
         }
       else
         {
@@ -656,14 +659,12 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
           v = heads_view (g, v, n, m->n_kv, m->head_dim, kvd, 0);
           q = at_rope (g, q, s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
           k = at_rope (g, k, s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs);
+          /* The new rows go into the cache at positions[0]; then [cache_len, kv, hd] ->
+           * [kv, cache_len, hd] views. */
+          k = at_transpose (g, at_write_rows (g, kc, k, s->positions), 0, 1);
+          v = at_transpose (g, at_write_rows (g, vc, v, s->positions), 0, 1);
         }
-
-      kc = at_graph_weight (g, "k cache", AT_DTYPE_F32, 3, cache_shape, L->k_cache, 0);
-      vc = at_graph_weight (g, "v cache", AT_DTYPE_F32, 3, cache_shape, L->v_cache, 0);
-      /* The new rows go into the cache at positions[0]; then [cache_len, kv, hd] ->
-       * [kv, cache_len, hd] views; q [n, H, hd] -> [H, n, hd]. */
-      k = at_transpose (g, at_write_rows (g, kc, k, s->positions), 0, 1);
-      v = at_transpose (g, at_write_rows (g, vc, v, s->positions), 0, 1);
+      /* q [n, H, hd] -> [H, n, hd]. */
       att = at_attention (g, at_transpose (g, q, 0, 1), k, v, s->mask, s->kv_len, &ap);
       att = at_reshape (g, att, 2, (gint64[]){ n, qd });
       x = at_matmul_add (g, att, weight_tensor (g, &L->o), x); /* the residual, in one dispatch */

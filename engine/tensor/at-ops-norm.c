@@ -48,6 +48,9 @@ typedef struct
   gint32 n_rot, mode;
   float base, freq_scale;
   gint32 ff; /* src index of freq_factors, -1 when absent */
+  /* at_rope_cache: src indices of the k and v caches (-1: plain rope), q and kv heads. */
+  gint32 kc, vc;
+  gint32 nq, nkv;
 } RopeParams;
 
 typedef struct
@@ -91,8 +94,9 @@ typedef struct
   guint32 ox, op, of, od;
   guint32 n_rot, per_row, n;
   float base, freq_scale;
+  guint32 nq, nkv, okc, ovc, ncache;
 } RopePush;
-G_STATIC_ASSERT (sizeof (RopePush) == 68);
+G_STATIC_ASSERT (sizeof (RopePush) == 88);
 
 typedef struct
 {
@@ -587,6 +591,14 @@ ref_rope (const AtTensor *dst, const float *const *srcs, float *out)
 
           for (gint64 k = p->n_rot; k < ne[3]; k++)
             yr[k] = xr[k];
+          /* at_rope_cache's v heads are copied (their cache writes are checked by the tests
+           * from the caches themselves). */
+          if (p->kc >= 0 && h >= p->nq + p->nkv)
+            {
+              for (gint64 k = 0; k < p->n_rot; k++)
+                yr[k] = xr[k];
+              continue;
+            }
           for (gint64 i = 0; i < half; i++)
             {
               gint64 ia = p->mode == AT_ROPE_NEOX ? i : 2 * i;
@@ -606,9 +618,9 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
   const RopeParams *p = (const RopeParams *) dst->params;
   const AtTensor *x = dst->src[0], *ff = opt_src (dst, p->ff);
   RopePush push = { 0 };
-  AtPipelineDesc desc = { "rope", 5, { WG_ELEMENTWISE, 1, 1, p->mode == AT_ROPE_NEOX, ff != NULL }, 4,
+  AtPipelineDesc desc = { "rope", 5, { WG_ELEMENTWISE, 1, 1, p->mode == AT_ROPE_NEOX, ff != NULL }, 6,
                           sizeof (RopePush) };
-  AtBinding b[4];
+  AtBinding b[6];
   guint32 gx, gy;
 
   copy_shape4 (x, push.ne, push.sx);
@@ -621,8 +633,22 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
   b[1] = at_encoder_bind (enc, dst->src[1], FALSE, &push.op, 4);
   b[2] = at_encoder_bind (enc, ff != NULL ? ff : x, FALSE, &push.of, 4);
   b[3] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
+  /* at_rope_cache's caches; else x again, unwritten. */
+  if (p->kc >= 0)
+    {
+      const AtTensor *kc = dst->src[p->kc];
+
+      b[4] = at_encoder_bind (enc, kc, TRUE, &push.okc, 4);
+      b[5] = at_encoder_bind (enc, dst->src[p->vc], TRUE, &push.ovc, 4);
+      push.nq = (guint32) p->nq;
+      push.nkv = (guint32) p->nkv;
+      push.ncache = (guint32) kc->shape[0];
+    }
+  else
+    b[4] = b[5] = at_encoder_bind (enc, x, FALSE, NULL, 4);
   if (push.n_rot % (p->mode == AT_ROPE_NEOX ? 8 : 4) == 0
-      && vec4_rows (push.ne, push.sx, (guint32[]){ push.ox, push.od }, 2))
+      && vec4_rows (push.ne, push.sx, (guint32[]){ push.ox, push.od }, 2)
+      && push.okc % 4 == 0 && push.ovc % 4 == 0)
     {
       /* Items of 4 elements: 2 pairs (normal) or 4 pairs (neox), then copies of 4. */
       desc.shader = "rope_vec4";
@@ -631,7 +657,7 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
       push.ne[3] /= 4;
       for (int i = 0; i < 3; i++)
         push.sx[i] /= 4;
-      push.ox /= 4, push.od /= 4;
+      push.ox /= 4, push.od /= 4, push.okc /= 4, push.ovc /= 4;
     }
   at_encoder_grid (enc, (push.n + WG_ELEMENTWISE - 1) / WG_ELEMENTWISE, &gx, &gy);
   return at_encoder_dispatch (enc, &desc, "rope", &push, b, gx, gy, 1, error);
@@ -639,42 +665,87 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
 
 static const AtOp rope_op = { "rope", encode_rope, ref_rope };
 
-AtTensor *
-at_rope (AtGraph *g, AtTensor *x, AtTensor *positions, int n_rot, float base, float freq_scale,
-         AtRopeMode mode, AtTensor *freq_factors)
+/* The rope node: plain (no caches), or at_rope_cache's with its caches and q heads. */
+static AtTensor *
+rope_node (AtGraph *g, const char *op, AtTensor *x, AtTensor *positions, int n_rot, float base,
+           float freq_scale, AtRopeMode mode, AtTensor *freq_factors, int n_q_heads, AtTensor *k_cache,
+           AtTensor *v_cache)
 {
-  RopeParams p = { n_rot, mode, base, freq_scale, -1 };
-  AtTensor *srcs[3] = { x, positions };
+  RopeParams p = { n_rot, mode, base, freq_scale, -1, -1, -1, 0, 0 };
+  AtTensor *srcs[AT_MAX_SRC] = { x, positions };
   g_autofree char *dx = NULL, *dp = NULL;
   guint n = 2;
   gint64 d, l;
 
   if (x == NULL || positions == NULL)
     return at_graph_new_node (g, &rope_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 2, NULL, 0);
-  if (!check_f32 (g, "rope", x))
+  if (!check_f32 (g, op, x))
     return NULL;
   dx = at_tensor_describe (x);
   dp = at_tensor_describe (positions);
   if (x->ndim != 3 && x->ndim != 4)
-    return at_graph_fail (g, "rope", "x %s must be [B, L, H, D] or [L, H, D]", dx);
+    return at_graph_fail (g, op, "x %s must be [B, L, H, D] or [L, H, D]", dx);
   d = x->shape[x->ndim - 1];
   l = x->shape[x->ndim - 3];
   if (x->stride[x->ndim - 1] != 1 && d > 1)
-    return at_graph_fail (g, "rope", "the last dimension of x %s must be contiguous", dx);
+    return at_graph_fail (g, op, "the last dimension of x %s must be contiguous", dx);
   if (mode != AT_ROPE_NORMAL && mode != AT_ROPE_NEOX)
-    return at_graph_fail (g, "rope", "unknown mode %d", (int) mode);
+    return at_graph_fail (g, op, "unknown mode %d", (int) mode);
   if (n_rot < 2 || n_rot % 2 != 0 || n_rot > d)
-    return at_graph_fail (g, "rope", "n_rot %d must be even, at least 2 and at most D of x %s", n_rot, dx);
+    return at_graph_fail (g, op, "n_rot %d must be even, at least 2 and at most D of x %s", n_rot, dx);
   if (positions->dtype != AT_DTYPE_I32 || positions->ndim != 1 || positions->shape[0] != l
       || !at_tensor_is_contiguous (positions))
-    return at_graph_fail (g, "rope", "positions %s must be contiguous i32 [%" G_GINT64_FORMAT
+    return at_graph_fail (g, op, "positions %s must be contiguous i32 [%" G_GINT64_FORMAT
                           "] (L of x %s)", dp, l, dx);
   if (freq_factors != NULL && freq_factors->dtype != AT_DTYPE_F32)
-    return at_graph_fail (g, "rope", "freq_factors must be f32");
-  if (!check_vector (g, "rope", "freq_factors", freq_factors, n_rot / 2, "n_rot / 2"))
+    return at_graph_fail (g, op, "freq_factors must be f32");
+  if (!check_vector (g, op, "freq_factors", freq_factors, n_rot / 2, "n_rot / 2"))
     return NULL;
   p.ff = add_src (srcs, &n, freq_factors);
+  if (k_cache != NULL || v_cache != NULL)
+    {
+      g_autofree char *dk = NULL, *dv = NULL;
+      gint64 nkv;
+
+      if (k_cache == NULL || v_cache == NULL)
+        return at_graph_fail (g, op, "a cache is missing");
+      dk = at_tensor_describe (k_cache);
+      dv = at_tensor_describe (v_cache);
+      nkv = k_cache->ndim == 3 ? k_cache->shape[1] : 0;
+      if (x->ndim != 3 || n_q_heads < 0 || x->shape[1] != n_q_heads + 2 * nkv)
+        return at_graph_fail (g, op, "x %s must be [L, %d q heads + 2 x %" G_GINT64_FORMAT
+                              " kv heads, D] for the caches %s", dx, n_q_heads, nkv, dk);
+      if (k_cache->dtype != AT_DTYPE_F32 || k_cache->ndim != 3 || k_cache->shape[2] != d
+          || !at_tensor_is_contiguous (k_cache) || v_cache->dtype != AT_DTYPE_F32
+          || v_cache->ndim != 3 || memcmp (v_cache->shape, k_cache->shape, 3 * sizeof (gint64)) != 0
+          || !at_tensor_is_contiguous (v_cache))
+        return at_graph_fail (g, op, "the caches %s and %s must be contiguous f32 [rows, %"
+                              G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]", dk, dv, nkv, d);
+      p.kc = add_src (srcs, &n, k_cache);
+      p.vc = add_src (srcs, &n, v_cache);
+      p.nq = n_q_heads;
+      p.nkv = (gint32) nkv;
+    }
   return at_graph_new_node (g, &rope_op, AT_DTYPE_F32, x->ndim, x->shape, srcs, n, &p, sizeof p);
+}
+
+AtTensor *
+at_rope (AtGraph *g, AtTensor *x, AtTensor *positions, int n_rot, float base, float freq_scale,
+         AtRopeMode mode, AtTensor *freq_factors)
+{
+  return rope_node (g, "rope", x, positions, n_rot, base, freq_scale, mode, freq_factors, 0, NULL,
+                    NULL);
+}
+
+AtTensor *
+at_rope_cache (AtGraph *g, AtTensor *x, AtTensor *positions, int n_rot, float base, float freq_scale,
+               AtRopeMode mode, AtTensor *freq_factors, int n_q_heads, AtTensor *k_cache,
+               AtTensor *v_cache)
+{
+  if (k_cache == NULL || v_cache == NULL)
+    return at_graph_failed (g) ? NULL : at_graph_fail (g, "rope_cache", "a cache is missing");
+  return rope_node (g, "rope_cache", x, positions, n_rot, base, freq_scale, mode, freq_factors,
+                    n_q_heads, k_cache, v_cache);
 }
 
 /* ---- SwiGLU and GEGLU ---- */
