@@ -47,9 +47,8 @@ const uint TS = QK ? 9u : BS / 2u;  // texels a step of 8 blocks (q4_K: one supe
 #define UBYTE(T, o) ((T[(o) >> 4][((o) >> 2) & 3u] >> (8u * ((o) & 3u))) & 255u)
 #define HALF(T, o) unpackHalf2x16(T[(o) >> 4][((o) >> 2) & 3u])[((o) >> 1) & 1u]
 
-// Blocks 8g .. 8g + nb - 1 of RR rows whose windows start m bytes into texel t0[r] + TS g
-// (nb and m constant where this is inlined).
-// a's texels 64 g + q S + lane of the step, normalised by rs and the weight where p.og is set.
+// a's texel 64 g + q S + lane of the step (silu(gate) * up where p.gk is set), normalised by
+// rs and the weight where p.og is set.
 void load_a(uint g, uint q, uint a4, uint alast, float rs, inout vec4 A) {
   uint t = min(a4 + 64u * g + q * S + gl_LocalInvocationID.x, alast);
   A = uintBitsToFloat(texelFetch(at, int(t)));
@@ -69,6 +68,8 @@ void load_a(uint g, uint q, uint a4, uint alast, float rs, inout vec4 A) {
   }
 }
 
+// Blocks 8g .. 8g + nb - 1 of RR rows whose windows start m bytes into texel t0[r] + TS g
+// (nb and m constant where this is inlined).
 void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast, float rs,
           inout float acc[RR]) {
   vec4 A[NA];
