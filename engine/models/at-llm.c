@@ -645,9 +645,25 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
         }
       else
         {
-          q = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->q));
-          k = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->k));
-          v = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->v));
+          /* Separate q, k, v (their dtypes differ): the norm inside each product where all
+           * three can take it, else one norm for the three. */
+          AtTensor *wq = weight_tensor (g, &L->q), *wk = weight_tensor (g, &L->k);
+          AtTensor *wv = weight_tensor (g, &L->v);
+
+          if (at_matmul_fuses (g, x, wq) && at_matmul_fuses (g, x, wk) && at_matmul_fuses (g, x, wv))
+            {
+              q = at_matmul_rms (g, x, an, m->eps, wq);
+              k = at_matmul_rms (g, x, an, m->eps, wk);
+              v = at_matmul_rms (g, x, an, m->eps, wv);
+            }
+          else
+            {
+              AtTensor *h = at_rms_norm (g, x, an, m->eps);
+
+              q = at_matmul (g, h, wq);
+              k = at_matmul (g, h, wk);
+              v = at_matmul (g, h, wv);
+            }
           if (m->arch == ARCH_QWEN2)
             {
               q = at_add (g, q, weight_tensor (g, &L->q_b));
@@ -677,8 +693,15 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
                               weight_tensor (g, &L->down), x);
       else
         {
-          ff = at_swiglu (g, at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->gate)),
-                          at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->up)));
+          AtTensor *wg = weight_tensor (g, &L->gate), *wu = weight_tensor (g, &L->up);
+
+          if (at_matmul_fuses (g, x, wg) && at_matmul_fuses (g, x, wu))
+            ff = at_swiglu (g, at_matmul_rms (g, x, fn, m->eps, wg), at_matmul_rms (g, x, fn, m->eps, wu));
+          else
+            {
+              AtTensor *h = at_rms_norm (g, x, fn, m->eps);
+              ff = at_swiglu (g, at_matmul (g, h, wg), at_matmul (g, h, wu));
+            }
           x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
         }
     }

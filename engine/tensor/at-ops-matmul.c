@@ -659,6 +659,12 @@ rows_kernel_takes (AtGraph *g, const AtTensor *a, const AtTensor *b)
          && at_tensor_numel (b) / b->shape[b->ndim - 1] == b->shape[b->ndim - 2];
 }
 
+gboolean
+at_matmul_fuses (AtGraph *g, AtTensor *a, AtTensor *b)
+{
+  return a != NULL && b != NULL && b->ndim >= 2 && rows_kernel_takes (g, a, b);
+}
+
 AtTensor *
 at_matmul_rms (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b)
 {

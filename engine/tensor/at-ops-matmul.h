@@ -43,5 +43,9 @@ AtTensor *at_matmul (AtGraph *g, AtTensor *a, AtTensor *b);
 AtTensor *at_matmul_add (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c);
 AtTensor *at_matmul_rms (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b);
 AtTensor *at_matmul_swiglu (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c);
+/* Whether at_matmul_rms and at_matmul_swiglu of `a` (the vector they take) and `b` are one
+ * dispatch (else they build the plain ops: a caller with several products of one norm may
+ * prefer to share it). */
+gboolean at_matmul_fuses (AtGraph *g, AtTensor *a, AtTensor *b);
 
 G_END_DECLS
