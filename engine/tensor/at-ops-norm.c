@@ -633,7 +633,8 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
   b[1] = at_encoder_bind (enc, dst->src[1], FALSE, &push.op, 4);
   b[2] = at_encoder_bind (enc, ff != NULL ? ff : x, FALSE, &push.of, 4);
   b[3] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
-  /* at_rope_cache's caches; else x again, unwritten. */
+  /* at_rope_cache's caches; else the output again (written here anyway: the shader declares
+   * them written). */
   if (p->kc >= 0)
     {
       const AtTensor *kc = dst->src[p->kc];
@@ -645,7 +646,7 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
       push.ncache = (guint32) kc->shape[0];
     }
   else
-    b[4] = b[5] = at_encoder_bind (enc, x, FALSE, NULL, 4);
+    b[4] = b[5] = at_encoder_bind (enc, dst, TRUE, NULL, 4);
   if (push.n_rot % (p->mode == AT_ROPE_NEOX ? 8 : 4) == 0
       && vec4_rows (push.ne, push.sx, (guint32[]){ push.ox, push.od }, 2)
       && push.okc % 4 == 0 && push.ovc % 4 == 0)
