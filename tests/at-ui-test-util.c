@@ -38,6 +38,13 @@ is_label (GtkWidget *w, gconstpointer prefix)
   return GTK_IS_LABEL (w) && g_str_has_prefix (gtk_label_get_text (GTK_LABEL (w)), prefix);
 }
 
+AtelierWritePage *
+at_ui_active_page (GApplication *app, GtkWidget **window)
+{
+  *window = GTK_WIDGET (gtk_application_get_active_window (GTK_APPLICATION (app)));
+  return ATELIER_WRITE_PAGE (at_ui_find_type (*window, ATELIER_TYPE_WRITE_PAGE));
+}
+
 GtkLabel *
 at_ui_find_label (GtkWidget *root, const char *prefix, GtkWidget *skip)
 {

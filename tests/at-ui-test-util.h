@@ -17,6 +17,8 @@ typedef gboolean (*AtUiMatch) (GtkWidget *w, gconstpointer data);
  * out `skip` and what is under it (NULL: nothing left out). */
 GtkWidget *at_ui_find (GtkWidget *root, AtUiMatch match, gconstpointer data, GtkWidget *skip);
 GtkWidget *at_ui_find_type (GtkWidget *root, GType type);
+/* The active window of `app` (into `window`) and its Write page. */
+AtelierWritePage *at_ui_active_page (GApplication *app, GtkWidget **window);
 /* A label whose text starts with `prefix`. */
 GtkLabel *at_ui_find_label (GtkWidget *root, const char *prefix, GtkWidget *skip);
 /* A button bound to `action` ("write.continue"). */

@@ -82,8 +82,8 @@ static void
 activate_cb (GApplication *gapp, gpointer data)
 {
   Case *c = data;
-  GtkWidget *window = GTK_WIDGET (gtk_application_get_active_window (GTK_APPLICATION (gapp)));
-  AtelierWritePage *page = ATELIER_WRITE_PAGE (at_ui_find_type (window, ATELIER_TYPE_WRITE_PAGE));
+  GtkWidget *window;
+  AtelierWritePage *page = at_ui_active_page (gapp, &window);
   GtkTextBuffer *buffer = atelier_write_page_get_buffer (page);
   GtkTextIter end;
 
@@ -138,8 +138,8 @@ static void
 new_activate_cb (GApplication *gapp, gpointer data)
 {
   Case *c = data;
-  GtkWidget *window = GTK_WIDGET (gtk_application_get_active_window (GTK_APPLICATION (gapp)));
-  AtelierWritePage *page = ATELIER_WRITE_PAGE (at_ui_find_type (window, ATELIER_TYPE_WRITE_PAGE));
+  GtkWidget *window;
+  AtelierWritePage *page = at_ui_active_page (gapp, &window);
   GtkTextBuffer *buffer = atelier_write_page_get_buffer (page);
   g_autoptr (GFile) file = g_file_new_for_path (c->file);
   GtkTextIter end;

@@ -191,8 +191,8 @@ static void
 activate_cb (GApplication *gapp, gpointer data)
 {
   AtelierApplication *app = ATELIER_APPLICATION (gapp);
-  GtkWidget *window = GTK_WIDGET (gtk_application_get_active_window (GTK_APPLICATION (app)));
-  AtelierWritePage *page = ATELIER_WRITE_PAGE (at_ui_find_type (window, ATELIER_TYPE_WRITE_PAGE));
+  GtkWidget *window;
+  AtelierWritePage *page = at_ui_active_page (gapp, &window);
   AtelierHistoryPanel *panel = ATELIER_HISTORY_PANEL (at_ui_find_type (window, ATELIER_TYPE_HISTORY_PANEL));
   GtkTextBuffer *buffer = atelier_write_page_get_buffer (page);
   AtelierStore *store;
