@@ -41,6 +41,9 @@ const AtBenchCase at_bench_cases_matmul[] = {
   MATVEC ("q8_0", 4096, 4096, 32, 34),
   /* SmolLM-135M's feed-forward: rows of 612 bytes, not whole texels. */
   MATVEC ("q8_0", 1536, 576, 32, 34),
+  /* Its down projection, and TinyLlama-1.1B's attention (K of 8 steps: unrolled code). */
+  MATVEC ("q8_0", 576, 1536, 32, 34),
+  MATVEC ("q8_0", 2048, 2048, 32, 34),
   MATVEC ("q4_0", 4096, 4096, 32, 18),
   MATVEC ("q4_K", 4096, 4096, 256, 144),
   /* Q4_K_M files keep some tensors (the output, half the down projections) in q6_K. */

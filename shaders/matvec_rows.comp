@@ -10,10 +10,16 @@
 // compile-time constant: every field of every block sits at fixed bits. a is fetched once per
 // subgroup, one texel per lane, and each element reaches all lanes by a constant-lane
 // subgroupShuffle (one or two instructions on lavapipe, where a fetch is dozens).
-// at_matmul_rms (p.og set): a is first RMS-normalised, a * g / sqrt(mean(a^2) + eps) with g
-// the norm's weight (binding 4, words); each workgroup sums a's squares itself, so the norm
-// needs no dispatch of its own. at_matmul_swiglu (p.gk = K): a is [gate | up], 2 K long, and
-// the product takes silu(gate) * up.
+// at_matmul_rms (RMS): a is first RMS-normalised, a * g / sqrt(mean(a^2) + eps) with g the
+// norm's weight (binding 4, words from p.og); each workgroup sums a's squares itself, so the
+// norm needs no dispatch of its own. at_matmul_swiglu (GLU, p.gk = K): a is [gate | up], 2 K
+// long, and the product takes silu(gate) * up.
+// Lavapipe runs a fetch under a mask it cannot prove full (inside a loop, or a branch on a
+// push constant) as a loop over the lanes with a test and a bounds check each, several times
+// the cost of the vector gather it makes elsewhere. So the fused variants are spec constants,
+// and a K of at most eight steps (KS) is walked by fully unrolled code: measured 1.2-1.6x on
+// SmolLM's rows (K 576, 1536), slower at K 4096, where the unrolled code outgrows the
+// instruction cache.
 #version 450
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_shuffle : enable
@@ -26,10 +32,13 @@ layout(constant_id = 12) const uint STEP = 0;  // row stride % 16, bytes (even)
 layout(constant_id = 13) const uint OBM = 0;   // first row's offset % 16, bytes (even)
 layout(constant_id = 14) const uint TAIL = 0;  // (K / 32) % 8: blocks after the whole steps
 layout(constant_id = 15) const bool G_RGBA = false;  // the norm weight's view is RGBA32UI
+layout(constant_id = 16) const uint KS = 0;  // K / 256, unrolled, or 0: a run-time loop
+layout(constant_id = 17) const bool RMS = false;  // at_matmul_rms
+layout(constant_id = 18) const bool GLU = false;  // at_matmul_swiglu
 
 #include "matmul-common.glsl"
 
-// The norm's weight (p.og != NO_C): R32UI, or RGBA32UI (G_RGBA) when it starts on a texel.
+// The norm's weight (RMS): R32UI, or RGBA32UI (G_RGBA) when it starts on a texel.
 layout(binding = 4) uniform usamplerBuffer gt;
 
 const uint S = gl_WorkGroupSize.x;  // one subgroup: 8 or 16 lanes
@@ -47,14 +56,14 @@ const uint TS = QK ? 9u : BS / 2u;  // texels a step of 8 blocks (q4_K: one supe
 #define UBYTE(T, o) ((T[(o) >> 4][((o) >> 2) & 3u] >> (8u * ((o) & 3u))) & 255u)
 #define HALF(T, o) unpackHalf2x16(T[(o) >> 4][((o) >> 2) & 3u])[((o) >> 1) & 1u]
 
-// a's texel 64 g + q S + lane of the step (silu(gate) * up where p.gk is set), normalised by
-// rs and the weight where p.og is set.
+// a's texel 64 g + q S + lane of the step (silu(gate) * up with GLU), normalised by rs and
+// the weight with RMS.
 void load_a(uint g, uint q, uint a4, uint alast, float rs, inout vec4 A) {
   uint t = min(a4 + 64u * g + q * S + gl_LocalInvocationID.x, alast);
   A = uintBitsToFloat(texelFetch(at, int(t)));
-  if (p.gk != 0u)
+  if (GLU)
     A = A / (1.0 + exp(-A)) * uintBitsToFloat(texelFetch(at, int(min(t + p.gk / 4u, alast))));
-  if (p.og != NO_C) {
+  if (RMS) {
     uint wlast = uint(textureSize(gt)) - 1u;
     if (G_RGBA) {
       A *= rs * uintBitsToFloat(texelFetch(gt, int(min(p.og / 4u + t - a4, wlast))));
@@ -201,6 +210,16 @@ void step_q6(uint g, uint rb[RR], uint a4, uint alast, uint blast, float rs, ino
   }
 }
 
+void whole_step(uint g, uint m, uint t0[RR], uint rb[RR], uint a4, uint alast, uint blast,
+                float rs, inout float acc[RR]) {
+  if (Q6)
+    step_q6(g, rb, a4, alast, blast, rs, acc);
+  else if (QK)
+    step_k(g, m, t0, a4, alast, blast, rs, acc);
+  else
+    step(g, 8u, m, t0, a4, alast, blast, rs, acc);
+}
+
 // Pass c: rows n_first + c + P (r S + lane), r < RR.
 void pass(uint c, uint n_first, float rs) {
   uint lane = gl_LocalInvocationID.x;
@@ -214,16 +233,15 @@ void pass(uint c, uint n_first, float rs) {
     t0[r] = rb[r] >> 4;
     acc[r] = 0.0;
   }
-  uint ng = p.K >> 8;
-  for (uint g = 0u; g < ng; g++)
-    if (Q6)
-      step_q6(g, rb, a4, alast, blast, rs, acc);
-    else if (QK)
-      step_k(g, m, t0, a4, alast, blast, rs, acc);
-    else
-      step(g, 8u, m, t0, a4, alast, blast, rs, acc);
+  if (KS > 0u) {
+    [[unroll]] for (uint g = 0u; g < KS; g++)
+      whole_step(g, m, t0, rb, a4, alast, blast, rs, acc);
+  } else {
+    for (uint g = 0u; g < p.K >> 8; g++)
+      whole_step(g, m, t0, rb, a4, alast, blast, rs, acc);
+  }
   if (TAIL > 0u && !QK && !Q6)
-    step(ng, TAIL, m, t0, a4, alast, blast, rs, acc);
+    step(KS > 0u ? KS : p.K >> 8, TAIL, m, t0, a4, alast, blast, rs, acc);
   uint dbase = d_batch() + p.n0;
   [[unroll]] for (uint r = 0u; r < RR; r++) {
     uint n = n_first + c + P * (r * S + lane);
@@ -238,12 +256,21 @@ void main() {
     return;
   // The RMS norm's 1 / sqrt(mean(a^2) + eps), from a's K / 4 texels.
   float rs = 1.0;
-  if (p.og != NO_C) {
-    uint a4 = a_batch() >> 2;
+  if (RMS) {
+    uint a4 = a_batch() >> 2, kq = p.K / 4u;
     float ss = 0.0;
-    for (uint t = gl_LocalInvocationID.x; t < p.K / 4u; t += S) {
-      vec4 v = uintBitsToFloat(texelFetch(at, int(a4 + t)));
-      ss += dot(v, v);
+    if (KS > 0u) {
+      // K = 256 KS + 32 TAIL: its texels, S at a time, unrolled.
+      [[unroll]] for (uint i = 0u; i < (64u * KS + 8u * TAIL + S - 1u) / S; i++) {
+        uint t = i * S + gl_LocalInvocationID.x;
+        vec4 v = uintBitsToFloat(texelFetch(at, int(a4 + min(t, kq - 1u))));
+        ss += t < kq ? dot(v, v) : 0.0;
+      }
+    } else {
+      for (uint t = gl_LocalInvocationID.x; t < kq; t += S) {
+        vec4 v = uintBitsToFloat(texelFetch(at, int(a4 + t)));
+        ss += dot(v, v);
+      }
     }
     rs = inversesqrt(subgroupAdd(ss) / float(p.K) + p.eps);
   }

@@ -117,8 +117,8 @@ test_vector_rows (void)
   /* A vector times q8_0 / q4_0 (and q4_K, whose rows are whole texels) on the texel path: lanes own rows (matvec_rows.comp). Rows of
    * 34 K / 32 (18 K / 32) bytes start 0, 2, 4 or 8 bytes into a texel in turn (1, 8, 4, 2
    * passes of rows); K / 32 % 8 blocks follow the whole steps of 8; N leaves lanes and passes
-   * without rows. */
-  static const gint64 ks[] = { 32, 64, 128, 256, 320, 544, 576, 2080, 1536 };
+   * without rows. Up to 8 steps (K 2303) are unrolled code, more a run-time loop (K 2336). */
+  static const gint64 ks[] = { 32, 64, 128, 256, 320, 544, 576, 2080, 1536, 2336 };
   static const gint64 ns[] = { 1, 67, 131 };
 
   for (guint i = 0; i < G_N_ELEMENTS (ks); i++)
@@ -391,6 +391,8 @@ test_rms (void)
       g_assert_cmpuint (check_rms (NULL, AT_DTYPE_Q4_0, 131, ks[i]), ==, cpu ? 1 : 2);
     }
   g_assert_cmpuint (check_rms (NULL, AT_DTYPE_Q4_K, 37, 512), ==, cpu ? 1 : 2);
+  /* Nine super-blocks: the run-time loop over K, not the unrolled one. */
+  g_assert_cmpuint (check_rms (NULL, AT_DTYPE_Q4_K, 19, 2304), ==, cpu ? 1 : 2);
   g_assert_cmpuint (check_rms_at (NULL, AT_DTYPE_Q8_0, 67, 576, 1), ==, cpu ? 1 : 2);
   g_assert_cmpuint (check_rms (NULL, AT_DTYPE_F16, 37, 512), ==, 2);
   g_assert_cmpuint (check_rms ("gemm-cpu", AT_DTYPE_Q8_0, 37, 576), ==, 2);

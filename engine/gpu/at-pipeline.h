@@ -16,7 +16,7 @@
 
 G_BEGIN_DECLS
 
-#define AT_MAX_SPEC_CONSTANTS 16
+#define AT_MAX_SPEC_CONSTANTS 20
 #define AT_MAX_BINDINGS 8
 
 typedef struct

@@ -439,8 +439,13 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
           guint32 passes = step == 0 ? 1 : step % 8 == 0 ? 2 : step % 4 == 0 ? 4 : 8;
 
           desc.shader = "matvec_rows";
-          desc.n_spec = 16;
+          desc.n_spec = 19;
           desc.spec[15] = g_rgba;
+          /* K of at most eight steps of 256 unrolled (see matvec_rows.comp); fused variants by
+           * spec constant, not by a branch on the push constants. */
+          desc.spec[16] = push.K / 256 <= 8 ? push.K / 256 : 0;
+          desc.spec[17] = dst->op == &matmul_rms_op;
+          desc.spec[18] = dst->op == &matmul_swiglu_op;
           desc.n_bindings = 5;
           desc.texel_bindings |= 0x10;
           desc.spec[5] = b->dtype == AT_DTYPE_Q6_K ? 4 : MAX (1, 4 / passes);
