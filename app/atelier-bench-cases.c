@@ -88,6 +88,7 @@ const AtBenchCase *const at_bench_case_lists[] = {
   at_bench_cases_core,
   /* -- matmul bench -- */
   at_bench_cases_matmul,
+  at_bench_cases_matvec_ram,
   /* -- norm bench -- */
   at_bench_cases_norm,
   /* -- conv bench -- */

@@ -36,6 +36,7 @@ struct _AtBenchCase
 extern const AtBenchCase at_bench_cases_core[];
 /* -- matmul bench -- */
 extern const AtBenchCase at_bench_cases_matmul[];
+extern const AtBenchCase at_bench_cases_matvec_ram[];
 /* -- norm bench -- */
 extern const AtBenchCase at_bench_cases_norm[];
 /* -- conv bench -- */

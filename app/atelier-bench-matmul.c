@@ -50,3 +50,40 @@ const AtBenchCase at_bench_cases_matmul[] = {
   MATVEC ("q6_K", 4096, 4096, 256, 210),
   { NULL },
 };
+
+/* Matrix-vector products as a model runs them: a chain of distinct square weights, d_i =
+ * d_(i-1) @ b_i^T, together larger than the caches, so every weight comes from RAM. */
+static gboolean
+build_matvec_chain (AtGraph *g, const AtBenchCase *c, GError **error)
+{
+  gint64 k = c->dims[0].value;
+  const gint64 sa[] = { 1, k }, sb[] = { k, k };
+  AtTensor *a = at_bench_input (g, "a", AT_DTYPE_F32, 2, sa, error);
+
+  for (gint64 i = 0; a != NULL && i < c->dims[1].value; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("b%" G_GINT64_FORMAT, i);
+      AtTensor *b = at_bench_weight (g, name, at_dtype_from_name (c->wtype), 2, sb, error);
+
+      if (b == NULL)
+        return FALSE;
+      a = at_matmul (g, a, b);
+    }
+  at_graph_output (g, a, "d");
+  return at_graph_check (g, error);
+}
+
+/* n square matrices of side k, weight bytes read per run. */
+#define MATVEC_RAM(wt, K, N, block, bytes)                                                         \
+  { "matvec " wt " " #K "x" #K " x" #N " from RAM", "matvec", "f32", wt,                           \
+    { { "cols", K }, { "matrices", N } }, AT_BENCH_GBPS, (double) N * K * (K / block) * bytes, 1,   \
+    build_matvec_chain }
+
+const AtBenchCase at_bench_cases_matvec_ram[] = {
+  MATVEC_RAM ("q8_0", 4096, 4, 32, 34),
+  MATVEC_RAM ("q4_0", 4096, 4, 32, 18),
+  MATVEC_RAM ("q4_K", 4096, 4, 256, 144),
+  /* SmolLM-135M's down projection's K, 30 layers. */
+  MATVEC_RAM ("q8_0", 1536, 30, 32, 34),
+  { NULL },
+};
