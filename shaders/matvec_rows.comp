@@ -48,6 +48,7 @@ const uint NA = 64u / S;  // a's texels per lane per step (S >= 8)
 const bool Q8 = WTYPE == WT_Q8_0, QK = WTYPE == WT_Q4_K, Q6 = WTYPE == WT_Q6_K;
 const uint BS = Q8 ? 34u : 18u;  // bytes a block: f16 scale, then 32 bytes or 16 of nibbles
 const uint TS = QK ? 9u : BS / 2u;  // texels a step of 8 blocks (q4_K: one super-block)
+const uint NW = (14u + 8u * BS + 15u) / 16u;  // texels a step's window spans at most
 
 // Signed byte `o`, its low / high nibble, f16 at even byte `o` of a window T (texels,
 // constant o).
@@ -81,6 +82,13 @@ void load_a(uint g, uint q, uint a4, uint alast, float rs, inout vec4 A) {
 // (nb and m constant where this is inlined).
 void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast, float rs,
           inout float acc[RR]) {
+  // Each row's texels of the step, each fetched once (blocks share texels: 18 or 19 texels
+  // hold eight q8_0 blocks, where fetching each block's own three took 24).
+  uvec4 W[RR][NW];
+  [[unroll]] for (uint r = 0u; r < RR; r++)
+    [[unroll]] for (uint t = 0u; t < NW; t++)
+      if (16u * t < m + BS * nb)
+        W[r][t] = texelFetch(bt, int(min(t0[r] + TS * g + t, blast)));
   vec4 A[NA];
   [[unroll]] for (uint q = 0u; q < NA; q++)
     if (q * S < 8u * nb)
@@ -95,27 +103,23 @@ void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
     if (!Q8)
       [[unroll]] for (uint e = 0u; e < 32u; e++)
         asum += av[e];
-    uint lo = (m + BS * j) >> 4, mo = m + BS * j - 16u * lo;
+    uint mo = m + BS * j;  // the block's first byte in the step's window
     [[unroll]] for (uint r = 0u; r < RR; r++) {
-      uvec4 W3[3];  // the block's texels (q4_0: two or three)
-      [[unroll]] for (uint t = 0u; t < 3u; t++)
-        if (Q8 || 16u * t < mo + BS)
-          W3[t] = texelFetch(bt, int(min(t0[r] + TS * g + lo + t, blast)));
       vec4 s = vec4(0.0);
       [[unroll]] for (uint i = 0u; i < 8u; i++) {
         vec4 a4v = vec4(av[4u * i], av[4u * i + 1u], av[4u * i + 2u], av[4u * i + 3u]);
         if (Q8) {
           uint o = mo + 2u + 4u * i;
-          s += a4v * vec4(BYTE(W3, o), BYTE(W3, o + 1u), BYTE(W3, o + 2u), BYTE(W3, o + 3u));
+          s += a4v * vec4(BYTE(W[r], o), BYTE(W[r], o + 1u), BYTE(W[r], o + 2u), BYTE(W[r], o + 3u));
         } else {
           // Elements 0..15 are the low nibbles of bytes 0..15, 16..31 the high ones.
           uint o = mo + 2u + (4u * i & 15u), h = i / 4u;
-          s += a4v * vec4(NIB(W3, o, h), NIB(W3, o + 1u, h), NIB(W3, o + 2u, h),
-                          NIB(W3, o + 3u, h));
+          s += a4v * vec4(NIB(W[r], o, h), NIB(W[r], o + 1u, h), NIB(W[r], o + 2u, h),
+                          NIB(W[r], o + 3u, h));
         }
       }
       float t = s.x + s.y + s.z + s.w;
-      acc[r] += HALF(W3, mo) * (Q8 ? t : t - 8.0 * asum);
+      acc[r] += HALF(W[r], mo) * (Q8 ? t : t - 8.0 * asum);
     }
   }
 }
