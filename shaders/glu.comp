@@ -1,11 +1,11 @@
-// glu.comp: d[i] = act(g[i]) * u[i], act SiLU or GELU (erf form); g and u strided 4-d views
+// glu.comp: d[i] = act(g[i]) * u[i], act SiLU or GELU (erf or tanh form); g and u strided 4-d views
 // (two halves of one tensor for at_glu). Reference: ref_glu in engine/tensor/at-ops-norm.c.
 // LAYOUT 0: any strides; 1: rows of ne.w contiguous elements, row strides sg.x and su.x, d
 // contiguous; 2: all contiguous. VEC4 (layouts 1, 2): sizes, strides and offsets in vec4 units.
 #version 450
 #include "common.glsl"
 
-layout(constant_id = 3) const uint GELU = 0; // 0 silu, 1 gelu (erf)
+layout(constant_id = 3) const uint GELU = 0; // 0 silu, 1 gelu (erf), 2 gelu (tanh form)
 layout(constant_id = 4) const uint LAYOUT = 0;
 
 #ifdef VEC4
@@ -25,8 +25,10 @@ layout(push_constant) uniform Push {
 } p;
 
 T act(T a) {
-  if (GELU != 0u)
+  if (GELU == 1u)
     return gelu_erf(a);
+  if (GELU == 2u)
+    return 0.5 * a * (1.0 + tanh(0.7978845608 * (a + 0.044715 * a * a * a)));
   return a / (1.0 + exp(-a));
 }
 

@@ -261,6 +261,18 @@ test_phi3 (void)
   check_model ("phi3_f32", "phi3", TOL_F32, TRUE);
 }
 
+/* Gemma: embeddings scaled, GELU gate (stacked with up, and apart), tied output, a head
+ * dimension that is not dim / heads. */
+static void
+test_gemma (void)
+{
+  check_model ("gemma_f32", "gemma", TOL_F32, TRUE);
+  check_model ("gemma_q8_0", "gemma", TOL_Q8_0, FALSE);
+  g_setenv ("ATELIER_LLM_STACK", "0", TRUE);
+  check_model ("gemma_f32", "gemma", TOL_F32, TRUE);
+  g_unsetenv ("ATELIER_LLM_STACK");
+}
+
 static void
 expect_open_error (const char *name, int code, const char *fragment)
 {
@@ -355,6 +367,7 @@ main (int argc, char **argv)
   g_test_add_func ("/models/llm/llama3-rope-freqs", test_llama3);
   g_test_add_func ("/models/llm/qwen2", test_qwen2);
   g_test_add_func ("/models/llm/phi3", test_phi3);
+  g_test_add_func ("/models/llm/gemma", test_gemma);
   g_test_add_func ("/models/llm/errors", test_errors);
   g_test_add_func ("/models/llm/vocab-only", test_vocab_only);
   return g_test_run ();

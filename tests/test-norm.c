@@ -535,14 +535,14 @@ test_glu (void)
     at_test_assert_nmse (at_test_run (g, at_swiglu (g, gate, at_view (g, up, 2, gs, st, 0))), TOL_F32,
                          "swiglu up broadcast by stride 0");
   }
-  for (int kind = AT_GLU_GEGLU; kind <= AT_GLU_SWIGLU; kind++)
+  for (int kind = AT_GLU_GEGLU; kind <= AT_GLU_GELU_TANH; kind++)
     for (int c = 0; c < 4; c++)
       {
         g_autoptr (AtGraph) g = at_graph_new (dev);
         const gint64 *shape = c == 0 ? s2 : c == 1 ? s3 : c == 2 ? s6 : s7;
         AtTensor *x = at_test_input (g, "x", AT_DTYPE_F32, c == 0 ? 3 : 2, shape, -4, 4);
         g_autofree char *what = g_strdup_printf ("glu %s [..., %" G_GINT64_FORMAT "]",
-                                                 kind == AT_GLU_GEGLU ? "geglu" : "swiglu",
+                                                 kind == AT_GLU_GEGLU ? "geglu" : kind == AT_GLU_SWIGLU ? "swiglu" : "gelu-tanh",
                                                  shape[c == 0 ? 2 : 1]);
         at_test_assert_nmse (at_test_run (g, at_glu (g, x, kind)), TOL_F32, what);
       }
@@ -552,16 +552,21 @@ static void
 test_glu_values (void)
 {
   /* x = [1, 2 | 3, -1]: GEGLU = hidden * gelu(gate) = [1 gelu(3), 2 gelu(-1)];
-   * SWIGLU = silu(gate) * up = [silu(1) 3, silu(2) (-1)]. */
+   * SWIGLU = silu(gate) * up = [silu(1) 3, silu(2) (-1)]; GELU_TANH the same with GELU's tanh
+   * form for silu. */
   AtDevice *dev = at_test_device ();
   const gint64 shape[] = { 1, 4 };
   const float x[] = { 1, 2, 3, -1 };
   double gelu3 = 1.5 * (1 + erf (3 / sqrt (2.0))), gelu_m1 = -0.5 * (1 + erf (-1 / sqrt (2.0)));
-  const double expect[2][2] = { { gelu3, 2 * gelu_m1 }, { 3 / (1 + exp (-1.0)), -2 / (1 + exp (-2.0)) } };
+  double gt1 = 0.5 * (1 + tanh (sqrt (2 / M_PI) * (1 + 0.044715))),
+         gt2 = 1.0 * (1 + tanh (sqrt (2 / M_PI) * (2 + 0.044715 * 8)));
+  const double expect[3][2] = { { gelu3, 2 * gelu_m1 },
+                                { 3 / (1 + exp (-1.0)), -2 / (1 + exp (-2.0)) },
+                                { 3 * gt1, -gt2 } };
 
   if (dev == NULL)
     return;
-  for (int kind = AT_GLU_GEGLU; kind <= AT_GLU_SWIGLU; kind++)
+  for (int kind = AT_GLU_GEGLU; kind <= AT_GLU_GELU_TANH; kind++)
     {
       g_autoptr (AtGraph) g = at_graph_new (dev);
       AtTensor *tx = at_test_input_values (g, "x", AT_DTYPE_F32, 2, shape, x);

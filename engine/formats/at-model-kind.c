@@ -390,7 +390,7 @@ recognize_gguf (Ctx *c, AtGguf *g)
   const AtGgufKv *tokens = at_gguf_find_kv (g, "tokenizer.ggml.tokens");
   g_autofree char *tok_model = at_gguf_dup_string (g, "tokenizer.ggml.model", NULL);
   g_autofree char *name = at_gguf_dup_string (g, "general.name", NULL);
-  static const char *const supported[] = { "llama", "qwen2", "phi3" };
+  static const char *const supported[] = { "llama", "qwen2", "phi3", "gemma" };
 
   if (arch == NULL)
     {

@@ -42,9 +42,10 @@ typedef enum
   ARCH_LLAMA,
   ARCH_QWEN2,
   ARCH_PHI3,
+  ARCH_GEMMA,
 } Arch;
 
-static const char *const arch_names[] = { "llama", "qwen2", "phi3" };
+static const char *const arch_names[] = { "llama", "qwen2", "phi3", "gemma" };
 
 /* One uploaded weight. */
 typedef struct
@@ -617,6 +618,10 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
     freqs = weight_tensor (g, &m->rope_freqs);
 
   x = at_get_rows (g, weight_tensor (g, &m->token_embd), s->tokens);
+  /* Gemma scales its embeddings by sqrt(dim) (its norm weights are stored with the 1 that
+   * its RMS norm adds already folded in by the converters, so the norms are llama's). */
+  if (m->arch == ARCH_GEMMA)
+    x = at_scale (g, x, sqrtf ((float) m->dim));
   for (guint l = 0; l < m->n_layer; l++)
     {
       Layer *L = &m->layers[l];
@@ -686,9 +691,23 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       x = at_matmul_add (g, att, weight_tensor (g, &L->o), x); /* the residual, in one dispatch */
 
       fn = weight_tensor (g, &L->ffn_norm);
+      if (m->arch == ARCH_GEMMA)
+        {
+          /* GELU (tanh form) of the gate times up, then the down projection and the residual. */
+          if (L->gate.buffer == NULL) /* stacked [2 ffn, dim], gate rows first */
+            ff = at_glu (g, at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->up)), AT_GLU_GELU_TANH);
+          else
+            {
+              AtTensor *h = at_rms_norm (g, x, fn, m->eps);
+
+              ff = at_mul (g, at_gelu (g, at_matmul (g, h, weight_tensor (g, &L->gate))),
+                           at_matmul (g, h, weight_tensor (g, &L->up)));
+            }
+          x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
+        }
       /* SwiGLU, the down projection and the residual: one dispatch where the rows kernel
        * takes it (gate and up stacked, phi-3's own layout), else glu and the product. */
-      if (L->gate.buffer == NULL)
+      else if (L->gate.buffer == NULL)
         x = at_matmul_swiglu (g, at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->up)),
                               weight_tensor (g, &L->down), x);
       else

@@ -55,7 +55,7 @@ typedef struct
 
 typedef struct
 {
-  guint32 gelu;  /* activation: 0 silu, 1 gelu (erf) */
+  guint32 gelu;  /* activation: 0 silu, 1 gelu (erf), 2 gelu (tanh form) */
   gint32 fused;  /* 1: one source x, halves as AtGluKind says; 0: gate = src[0], up = src[1] */
   gint32 gate_second; /* fused only: the activated half is the second one (GEGLU) */
 } GluParams;
@@ -758,6 +758,12 @@ gelu_erf (float x)
 }
 
 static float
+gelu_tanh (float x)
+{
+  return 0.5f * x * (1.0f + tanhf (0.7978845608f * (x + 0.044715f * x * x * x)));
+}
+
+static float
 silu (float x)
 {
   return x / (1.0f + expf (-x));
@@ -784,7 +790,7 @@ ref_glu (const AtTensor *dst, const float *const *srcs, float *out)
           gate = srcs[0][i];
           up = srcs[1][i];
         }
-      out[i] = (p->gelu ? gelu_erf (gate) : silu (gate)) * up;
+      out[i] = (p->gelu == 1 ? gelu_erf (gate) : p->gelu == 2 ? gelu_tanh (gate) : silu (gate)) * up;
     }
 }
 
@@ -886,14 +892,14 @@ at_swiglu (AtGraph *g, AtTensor *gate, AtTensor *up)
 AtTensor *
 at_glu (AtGraph *g, AtTensor *x, AtGluKind kind)
 {
-  GluParams p = { kind == AT_GLU_GEGLU, 1, kind == AT_GLU_GEGLU };
+  GluParams p = { kind == AT_GLU_GEGLU ? 1 : kind == AT_GLU_GELU_TANH ? 2 : 0, 1, kind == AT_GLU_GEGLU };
   gint64 shape[AT_MAX_DIMS];
 
   if (x == NULL)
     return at_graph_new_node (g, &glu_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, &x, 1, NULL, 0);
   if (!check_f32 (g, "glu", x))
     return NULL;
-  if (kind != AT_GLU_GEGLU && kind != AT_GLU_SWIGLU)
+  if (kind != AT_GLU_GEGLU && kind != AT_GLU_SWIGLU && kind != AT_GLU_GELU_TANH)
     return at_graph_fail (g, "glu", "unknown kind %d", (int) kind);
   if (x->shape[x->ndim - 1] % 2 != 0)
     {

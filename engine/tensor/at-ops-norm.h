@@ -76,6 +76,8 @@ typedef enum
   AT_GLU_GEGLU,
   /* phi-3's fused gate_up: gate, up = x.chunk(2, -1); y = silu(gate) * up. */
   AT_GLU_SWIGLU,
+  /* Gemma's feed-forward: gate, up = x.chunk(2, -1); y = gelu(gate) * up (tanh form). */
+  AT_GLU_GELU_TANH,
 } AtGluKind;
 
 /* Gated activation over the two halves of the last dimension of x [..., D] (D even):

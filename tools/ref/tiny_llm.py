@@ -13,7 +13,10 @@ For each model NAME it writes NAME.gguf and NAME.json:
 
 Models: llama in F32, F16 (output tied to token_embd: no output.weight), Q8_0 and Q4_0;
 llama3_f32 (a rope_freqs.weight of per-pair frequency divisors, as Llama 3 files carry); qwen2
-(Q/K/V biases) and phi3 (fused attn_qkv, ffn_up holding gate then up) in F32. Plus hostile
+(Q/K/V biases) and phi3 (fused attn_qkv, ffn_up holding gate then up) in F32; gemma in F32
+and Q8_0 (embeddings times sqrt(dim), a GELU (tanh form) gate, output tied, a head dimension
+of 24 given by attention.key_length, not dim / heads; norm weights are stored as used, as
+llama.cpp's converter stores Gemma's with its 1 added). Plus hostile
 variants for the error tests: bad_arch (general.architecture "mamba"), missing (no
 blk.1.ffn_down), bad_shape (blk.0.attn_k with the wrong row count), bad_heads (head_count 4
 over head_count_kv 3). And llama_chat: llama_f32 with a byte-level tokenizer and a chat
@@ -22,8 +25,8 @@ template (see write_chat_model), and llama_chat_1k, the same with a 1,024-token 
 The GGUF is written here with struct (tensor ne[] innermost first, data aligned to 32).
 Llama files hold Q and K with their rows permuted the way llama.cpp's converter does (each
 head's two rotary halves interleaved, so that adjacent-pair RoPE applies); the reference
-computes on the UNPERMUTED weights with rotate-half RoPE, as Hugging Face's Llama does. qwen2
-and phi3 are stored unpermuted and use rotate-half (NeoX) RoPE. Quantised files: the
+computes on the UNPERMUTED weights with rotate-half RoPE, as Hugging Face's Llama does. qwen2,
+phi3 and gemma are stored unpermuted and use rotate-half (NeoX) RoPE. Quantised files: the
 reference uses the weights as dequantised from the stored blocks.
 """
 import json
@@ -141,7 +144,7 @@ def permute_rows(w, n_head):
 
 def make_weights(rng, cfg):
     dim, ffn, nh, nkv, V = cfg["dim"], cfg["ffn"], cfg["heads"], cfg["kv_heads"], cfg["vocab"]
-    hd = dim // nh
+    hd = cfg.get("head_dim", dim // nh)
 
     def lin(o, i):
         return rng.standard_normal((o, i)).astype(np.float32) / np.sqrt(i)
@@ -166,7 +169,7 @@ def make_weights(rng, cfg):
 def build_file(cfg, w, kind, tied):
     """The GGUF kvs and tensors, and the weights as the file holds them (unpermuted)."""
     arch, nh, nkv = cfg["arch"], cfg["heads"], cfg["kv_heads"]
-    hd = cfg["dim"] // nh
+    hd = cfg.get("head_dim", cfg["dim"] // nh)
     kvs = [("general.architecture", T_STRING, arch),
            ("general.name", T_STRING, "tiny " + arch),
            (arch + ".block_count", T_U32, cfg["layers"]),
@@ -179,6 +182,9 @@ def build_file(cfg, w, kind, tied):
            (arch + ".rope.freq_base", T_F32, cfg["base"]),
            (arch + ".rope.dimension_count", T_U32, hd),
            (arch + ".vocab_size", T_U32, cfg["vocab"])]
+    if "head_dim" in cfg:
+        kvs += [(arch + ".attention.key_length", T_U32, hd),
+                (arch + ".attention.value_length", T_U32, hd)]
     tensors = []
     held = {"layers": []}
 
@@ -204,14 +210,16 @@ def build_file(cfg, w, kind, tied):
             h["q"] = q.reshape(nh, hd // 2, 2, -1).swapaxes(1, 2).reshape(q.shape)
             h["k"] = k.reshape(nkv, hd // 2, 2, -1).swapaxes(1, 2).reshape(k.shape)
             h["v"] = add(p + "attn_v.weight", l["v"])
-        elif arch == "qwen2":
+        elif arch in ("qwen2", "gemma"):
+            # Unpermuted: NEOX RoPE (rotate-half) in the engine, as in the reference.
             h["q"] = add(p + "attn_q.weight", l["q"])
             h["k"] = add(p + "attn_k.weight", l["k"])
             h["v"] = add(p + "attn_v.weight", l["v"])
+        if arch == "qwen2":
             h["q_b"] = add(p + "attn_q.bias", l["q_b"])
             h["k_b"] = add(p + "attn_k.bias", l["k_b"])
             h["v_b"] = add(p + "attn_v.bias", l["v_b"])
-        else:
+        elif arch == "phi3":
             qkv = add(p + "attn_qkv.weight", np.concatenate([l["q"], l["k"], l["v"]]))
             h["q"], h["k"], h["v"] = np.split(qkv, [nh * hd, nh * hd + nkv * hd])
         h["o"] = add(p + "attn_output.weight", l["o"])
@@ -231,7 +239,7 @@ def forward(cfg, w, ids):
     SwiGLU MLP, on unpermuted weights."""
     T = lambda a: torch.tensor(np.asarray(a), dtype=torch.float64)
     nh, nkv, dim, eps = cfg["heads"], cfg["kv_heads"], cfg["dim"], cfg["eps"]
-    hd = dim // nh
+    hd = cfg.get("head_dim", dim // nh)
     L = len(ids)
 
     def rms(x, g):
@@ -249,6 +257,8 @@ def forward(cfg, w, ids):
         return x * cos + torch.cat([-x2, x1], -1) * sin
 
     x = T(w["token_embd"])[torch.tensor(ids)]
+    if cfg["arch"] == "gemma":
+        x = x * np.sqrt(dim)
     mask = torch.full((L, L), float("-inf"), dtype=torch.float64).triu(1)
     for l in w["layers"]:
         h = rms(x, l["attn_norm"])
@@ -262,7 +272,9 @@ def forward(cfg, w, ids):
         x = x + att.transpose(0, 1).reshape(L, nh * hd) @ T(l["o"]).T
         h = rms(x, l["ffn_norm"])
         g = h @ T(l["gate"]).T
-        x = x + (torch.nn.functional.silu(g) * (h @ T(l["up"]).T)) @ T(l["down"]).T
+        act = torch.nn.functional.gelu(g, approximate="tanh") if cfg["arch"] == "gemma" \
+            else torch.nn.functional.silu(g)
+        x = x + (act * (h @ T(l["up"]).T)) @ T(l["down"]).T
     return rms(x, w["output_norm"]) @ T(w["output"]).T
 
 
@@ -365,6 +377,11 @@ def main():
     for arch in ("qwen2", "phi3"):
         cfg = dict(base, arch=arch)
         write_model(outdir, arch + "_f32", cfg, make_weights(rng, cfg), "f32", False, prompt)
+    # Gemma: embeddings scaled by sqrt(dim), GELU (tanh form) gate, output tied to the
+    # embeddings, and a head dimension (24) that is not dim / heads (16).
+    cfg = dict(base, arch="gemma", head_dim=24)
+    write_model(outdir, "gemma_f32", cfg, make_weights(rng, cfg), "f32", True, prompt)
+    write_model(outdir, "gemma_q8_0", cfg, make_weights(rng, cfg), "q8_0", True, prompt)
 
     def bad_arch(kvs, tensors):
         return [(k, t, "mamba" if k == "general.architecture" else v) for k, t, v in kvs], tensors
