@@ -1,11 +1,11 @@
 /* test-llm.c: GGUF language models on the engine against an independent PyTorch forward pass
  * (tools/ref/tiny_llm.py: tiny random llama in F32, F16 with tied output, Q8_0 and Q4_0, and
- * with Llama 3's rope_freqs; qwen2 and phi3 in F32). Logits at every prompt position fed token
- * by token, the prompt at once and in two chunks (the cache path of prompt graphs), 32 greedy
- * tokens, graphs over cache prefixes of several lengths, and the errors: an unknown
- * architecture, a missing tensor, a tensor of the wrong shape, inconsistent head counts, the
- * context overflowing, a token outside the vocabulary, and llama.cpp's vocabulary-only files
- * (real hyperparameters, no weights). */
+ * with Llama 3's rope_freqs; qwen2 and phi3 in F32; gemma in F32 and Q8_0). Logits at every
+ * prompt position fed token by token, the prompt at once and in two chunks (the cache path of
+ * prompt graphs), 32 greedy tokens, graphs over cache prefixes of several lengths, and the
+ * errors: an unknown architecture, a missing tensor, a tensor of the wrong shape, inconsistent
+ * head counts, the context overflowing, a token outside the vocabulary, and llama.cpp's
+ * vocabulary-only files (real hyperparameters, no weights). */
 #include "at-test-util.h"
 
 #include <math.h>
