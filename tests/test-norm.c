@@ -502,6 +502,14 @@ test_glu (void)
     AtTensor *up = at_test_input (g, "up", AT_DTYPE_F32, 3, s1, -2, 2);
     at_test_assert_nmse (at_test_run (g, at_swiglu (g, gate, up)), TOL_F32, "swiglu [3,5,129]");
   }
+  /* The GELU (tanh form) gate of a pair held apart (gemma's unstacked feed-forward). */
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtTensor *gate = at_test_input (g, "gate", AT_DTYPE_F32, 3, s1, -6, 6);
+    AtTensor *up = at_test_input (g, "up", AT_DTYPE_F32, 3, s1, -2, 2);
+    at_test_assert_nmse (at_test_run (g, at_glu_pair (g, gate, up, AT_GLU_GELU_TANH)), TOL_F32,
+                         "glu pair gelu-tanh [3,5,129]");
+  }
   {
     /* A transposed gate against a contiguous up. */
     g_autoptr (AtGraph) g = at_graph_new (dev);

@@ -700,8 +700,8 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
             {
               AtTensor *h = at_rms_norm (g, x, fn, m->eps);
 
-              ff = at_mul (g, at_gelu (g, at_matmul (g, h, weight_tensor (g, &L->gate))),
-                           at_matmul (g, h, weight_tensor (g, &L->up)));
+              ff = at_glu_pair (g, at_matmul (g, h, weight_tensor (g, &L->gate)),
+                                at_matmul (g, h, weight_tensor (g, &L->up)), AT_GLU_GELU_TANH);
             }
           x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
         }

@@ -871,28 +871,44 @@ encode_glu (AtEncoder *enc, AtTensor *dst, GError **error)
 
 static const AtOp glu_op = { "glu", encode_glu, ref_glu };
 
-AtTensor *
-at_swiglu (AtGraph *g, AtTensor *gate, AtTensor *up)
+/* GluParams.gelu for a kind. */
+static guint32
+glu_activation (AtGluKind kind)
 {
-  GluParams p = { 0, 0, 0 };
+  return kind == AT_GLU_GEGLU ? 1 : kind == AT_GLU_GELU_TANH ? 2 : 0;
+}
+
+AtTensor *
+at_glu_pair (AtGraph *g, AtTensor *gate, AtTensor *up, AtGluKind kind)
+{
+  GluParams p = { glu_activation (kind), 0, 0 };
   AtTensor *srcs[2] = { gate, up };
+  const char *name = kind == AT_GLU_SWIGLU ? "swiglu" : "glu";
 
   if (gate == NULL || up == NULL)
     return at_graph_new_node (g, &glu_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 2, NULL, 0);
-  if (!check_f32 (g, "swiglu", gate) || !check_f32 (g, "swiglu", up))
+  if (kind != AT_GLU_GEGLU && kind != AT_GLU_SWIGLU && kind != AT_GLU_GELU_TANH)
+    return at_graph_fail (g, name, "unknown kind %d", (int) kind);
+  if (!check_f32 (g, name, gate) || !check_f32 (g, name, up))
     return NULL;
   if (!at_tensor_same_shape (gate, up))
     {
       g_autofree char *dg = at_tensor_describe (gate), *du = at_tensor_describe (up);
-      return at_graph_fail (g, "swiglu", "gate %s and up %s differ in shape", dg, du);
+      return at_graph_fail (g, name, "gate %s and up %s differ in shape", dg, du);
     }
   return at_graph_new_node (g, &glu_op, AT_DTYPE_F32, gate->ndim, gate->shape, srcs, 2, &p, sizeof p);
 }
 
 AtTensor *
+at_swiglu (AtGraph *g, AtTensor *gate, AtTensor *up)
+{
+  return at_glu_pair (g, gate, up, AT_GLU_SWIGLU);
+}
+
+AtTensor *
 at_glu (AtGraph *g, AtTensor *x, AtGluKind kind)
 {
-  GluParams p = { kind == AT_GLU_GEGLU ? 1 : kind == AT_GLU_GELU_TANH ? 2 : 0, 1, kind == AT_GLU_GEGLU };
+  GluParams p = { glu_activation (kind), 1, kind == AT_GLU_GEGLU };
   gint64 shape[AT_MAX_DIMS];
 
   if (x == NULL)

@@ -83,5 +83,8 @@ typedef enum
 /* Gated activation over the two halves of the last dimension of x [..., D] (D even):
  * y [..., D/2], with the halves and their order as AtGluKind says. */
 AtTensor *at_glu (AtGraph *g, AtTensor *x, AtGluKind kind);
+/* The same activation of a gate and an up held apart (same shape, either may be a strided
+ * view): at_swiglu is at_glu_pair (g, gate, up, AT_GLU_SWIGLU). */
+AtTensor *at_glu_pair (AtGraph *g, AtTensor *gate, AtTensor *up, AtGluKind kind);
 
 G_END_DECLS
