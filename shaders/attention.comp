@@ -1,5 +1,7 @@
-// attention.comp: o[b, i, h, :] = sum_j softmax_j(scale * q[b, h, i, :] . k[b, h / G, j, :]
-// + mask[b, h, i, j]) v[b, h / G, j, :], keys j < kv_len (and j <= i + kv_len - Lq if causal).
+// attention.comp: o[b, i, h, :] = sum_j softmax_j(cap(scale * q[b, h, i, :] . k[b, h / G, j, :])
+// + mask[b, h, i, j]) v[b, h / G, j, :], keys j < kv_len (and j <= i + kv_len - Lq if causal,
+// and j > i + kv_len - Lq - window with a sliding window); cap(s) = softcap tanh(s / softcap)
+// with a softcap, else s.
 // Reference: ref_attention in engine/tensor/at-ops-attention.c (SPLIT: ref_attention_split).
 //
 // Flash-style: the [Lq, Lk] scores are never stored. A workgroup is one subgroup of SG lanes;
@@ -31,9 +33,9 @@ layout(constant_id = 7) const bool KV_VEC4 = false;    // rows start on 16 bytes
 // (m, l, acc) at the end.
 layout(constant_id = 8) const bool KEYS_ON_LANES = false;
 
-#define DMAX 128
+#define DMAX 256
 #define RMAX 4
-#define LMAX 8 // chunk loads per lane: DMAX / 4 / SG for SG >= 4
+#define LMAX 16 // chunk loads per lane: DMAX / 4 / SG for SG >= 4
 #define RESCALE_AT 8.0
 
 // Every loop over rows (t < RMAX), vec4 chunks of D (c < DMAX / 4) and load rounds is unrolled
@@ -42,12 +44,18 @@ layout(constant_id = 8) const bool KEYS_ON_LANES = false;
 // Iterations past D, RPL or the rounds fold away once the constants are specialised.
 #define FOR_T(X) X(0u) X(1u) X(2u) X(3u)
 #define FOR_T2(X, c) X(0u, c) X(1u, c) X(2u, c) X(3u, c)
-#define FOR_L(X) X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u)
+#define FOR_L(X) \
+  X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) \
+  X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u)
 #define FOR_C(X) \
   X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) \
   X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u) \
   X(16u) X(17u) X(18u) X(19u) X(20u) X(21u) X(22u) X(23u) \
-  X(24u) X(25u) X(26u) X(27u) X(28u) X(29u) X(30u) X(31u)
+  X(24u) X(25u) X(26u) X(27u) X(28u) X(29u) X(30u) X(31u) \
+  X(32u) X(33u) X(34u) X(35u) X(36u) X(37u) X(38u) X(39u) \
+  X(40u) X(41u) X(42u) X(43u) X(44u) X(45u) X(46u) X(47u) \
+  X(48u) X(49u) X(50u) X(51u) X(52u) X(53u) X(54u) X(55u) \
+  X(56u) X(57u) X(58u) X(59u) X(60u) X(61u) X(62u) X(63u)
 
 const uint DC = (D + 3u) / 4u;        // vec4 chunks of a row
 const uint ROUNDS = (DC + SG - 1u) / SG; // chunk loads per lane
@@ -85,7 +93,10 @@ layout(push_constant) uniform Push {
   uint lq, lk, hq, g;           // g = Hq / Hkv
   uint nsplit, split_len;       // keys per split
   float scale;
-  uint flags;                   // 1 causal, 2 mask, 4 kv_len, 8 split (write partials)
+  uint flags;                   // 1 causal, 2 mask, 4 kv_len, 8 split (write partials),
+                                // 16 softcap, 32 window
+  float softcap;                // scores become softcap tanh(s / softcap) (flag 16)
+  uint window;                  // keys a query sees, itself included (flag 32, causal only)
 } p;
 
 // Flags rather than specialisation constants: every pipeline costs seconds of LLVM on lavapipe.
@@ -93,6 +104,8 @@ layout(push_constant) uniform Push {
 #define HAS_MASK ((p.flags & 2u) != 0u)
 #define HAS_KVLEN ((p.flags & 4u) != 0u)
 #define SPLIT ((p.flags & 8u) != 0u) // write partials (acc[D], m, l) per split
+#define SOFTCAP ((p.flags & 16u) != 0u)
+#define WINDOW ((p.flags & 32u) != 0u)
 
 // Element x of chunk c (per lane, c < DC) of the row starting at element `row`: 0 past D, and
 // the address clamped into the row so that no lane reads outside it.
@@ -134,6 +147,9 @@ void main() {
   if (CAUSAL) {
     uint last_i = (min(row0 + (KEYS_ON_LANES ? 1u : SG) * RPL, n_rows) - 1u) / p.g;
     je = uint(clamp(int(last_i) + causal_off + 1, 0, int(je)));
+    // A sliding window: no row of the workgroup sees a key before its first row's window.
+    if (WINDOW)
+      js = uint(clamp(int(row0 / p.g) + causal_off + 1 - int(p.window), int(js), int(max(je, js))));
   }
 
 #define ROW(t) (KEYS_ON_LANES ? row0 + (t) : row0 + (t) * SG + lane)
@@ -141,7 +157,7 @@ void main() {
   vec4 acc[RMAX][DMAX / 4];
   vec4 kl[LMAX];
   float m[RMAX], l[RMAX];
-  int lim[RMAX]; // keys j < lim[t] are visible to row t
+  int lim[RMAX], lo[RMAX]; // keys lo[t] <= j < lim[t] are visible to row t
   uint ih[RMAX], hh[RMAX];
 
 #define INIT_Q(c) \
@@ -159,6 +175,7 @@ void main() {
     ih[t] = rr / p.g; \
     hh[t] = kvh * p.g + rr % p.g; \
     lim[t] = r >= n_rows ? 0 : CAUSAL ? int(ih[t]) + causal_off + 1 : int(nvalid); \
+    lo[t] = CAUSAL && WINDOW ? int(ih[t]) + causal_off + 1 - int(p.window) : 0; \
     m[t] = -1.0 / 0.0; \
     l[t] = 0.0; \
     uint qb = p.oq + b * p.sqb + hh[t] * p.sqh + ih[t] * p.sqi; \
@@ -193,9 +210,11 @@ void main() {
     if (tt < RPL) { \
       const uint t = tt; \
       float s = (s4[t].x + s4[t].y) + (s4[t].z + s4[t].w); \
+      if (SOFTCAP) \
+        s = p.softcap * tanh(s / p.softcap); \
       if (HAS_MASK) \
         s += mask[p.om + b * p.smb + hh[t] * p.smh + ih[t] * p.smi + j * p.smj]; \
-      if (int(j) >= lim[t]) \
+      if (int(j) >= lim[t] || int(j) < lo[t]) \
         s = -1.0 / 0.0; \
       if (s > m[t] + RESCALE_AT) { \
         float f = exp(m[t] - s); \

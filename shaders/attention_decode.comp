@@ -1,6 +1,7 @@
 // attention_decode.comp: attention.comp's formula for one query position (token generation)
-// on CPU devices: o[b, 0, h, :] = sum_j softmax_j(scale * q[b, h, 0, :] . k[b, h / G, j, :])
-// v[b, h / G, j, :] over the keys j < kv_len. Reference: ref_attention in
+// on CPU devices: o[b, 0, h, :] = sum_j softmax_j(cap(scale * q[b, h, 0, :] . k[b, h / G, j, :]))
+// v[b, h / G, j, :] over the keys j < kv_len (the last `window` of them with a sliding window;
+// cap(s) = softcap tanh(s / softcap) with a softcap, else s). Reference: ref_attention in
 // engine/tensor/at-ops-attention.c.
 //
 // One workgroup (one subgroup of SG lanes) per kv head takes all G query heads that share it
@@ -20,7 +21,7 @@
 #extension GL_KHR_shader_subgroup_arithmetic : enable
 #include "common.glsl"
 
-layout(constant_id = 3) const uint D = 64;  // head dimension, a multiple of 4, <= 128
+layout(constant_id = 3) const uint D = 64;  // head dimension, a multiple of 4, <= 32 SG and 256
 layout(constant_id = 4) const uint G = 1;   // query heads per kv head, 1..GMAX
 layout(constant_id = 6) const uint SG = 16; // subgroup size = workgroup size, 4..16
 
@@ -36,7 +37,11 @@ layout(constant_id = 6) const uint SG = 16; // subgroup size = workgroup size, 4
   X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) \
   X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u) \
   X(16u) X(17u) X(18u) X(19u) X(20u) X(21u) X(22u) X(23u) \
-  X(24u) X(25u) X(26u) X(27u) X(28u) X(29u) X(30u) X(31u)
+  X(24u) X(25u) X(26u) X(27u) X(28u) X(29u) X(30u) X(31u) \
+  X(32u) X(33u) X(34u) X(35u) X(36u) X(37u) X(38u) X(39u) \
+  X(40u) X(41u) X(42u) X(43u) X(44u) X(45u) X(46u) X(47u) \
+  X(48u) X(49u) X(50u) X(51u) X(52u) X(53u) X(54u) X(55u) \
+  X(56u) X(57u) X(58u) X(59u) X(60u) X(61u) X(62u) X(63u)
 
 const uint DC = D / 4u;                   // texels of a row
 const uint ROUNDS = (DC + SG - 1u) / SG;  // a row's texels per lane (<= 8)
@@ -58,7 +63,9 @@ layout(push_constant) uniform Push {
   uint lq, lk, hq, g;
   uint nsplit, split_len;
   float scale;
-  uint flags;  // 4: kv_len (the others do not reach this path)
+  uint flags;  // 4: kv_len, 16: softcap, 32: window (the others do not reach this path)
+  float softcap;
+  uint window;
 } p;
 
 #define LOAD4(buf, texel) uintBitsToFloat(texelFetch(buf, int(texel)))
@@ -94,7 +101,9 @@ void main() {
   uint kb = (p.ok + b * p.skb + kvh * p.skh) >> 2, ks = p.skj >> 2;
   uint vb = (p.ov + b * p.svb + kvh * p.svh) >> 2, vs = p.svj >> 2;
   uint last = max(nvalid, 1u) - 1u;
-  for (uint j0 = 0u; j0 < nvalid; j0 += SG) {
+  // A sliding window: the query (at nvalid - 1) sees only the last `window` keys.
+  uint jlo = (p.flags & 32u) != 0u && nvalid > p.window ? nvalid - p.window : 0u;
+  for (uint j0 = jlo; j0 < nvalid; j0 += SG) {
     uint krow = kb + min(j0 + lane, last) * ks;
     vec4 s4[GMAX];
     float s[GMAX], pr[GMAX];
@@ -114,7 +123,10 @@ void main() {
 #define SOFT_T(tt) \
     if (tt < G) { \
       const uint t = tt; \
-      s[t] = j0 + lane < nvalid ? (s4[t].x + s4[t].y) + (s4[t].z + s4[t].w) : -1.0 / 0.0; \
+      s[t] = (s4[t].x + s4[t].y) + (s4[t].z + s4[t].w); \
+      if ((p.flags & 16u) != 0u) \
+        s[t] = p.softcap * tanh(s[t] / p.softcap); \
+      s[t] = j0 + lane < nvalid ? s[t] : -1.0 / 0.0; \
       float mx = subgroupMax(s[t]); \
       if (mx > m[t] + RESCALE_AT) { \
         float f = exp(m[t] - mx); \

@@ -1,7 +1,8 @@
 /* test-attention.c: fused attention, GPU against the plain C formula (scores, mask, causal,
  * softmax, weighted sum in double), on shapes that are not multiples of the row tiles: decode
- * (Lq = 1), causal with an offset, GQA, head sizes of SD and LLMs, masks with -inf, a run-time
- * kv_len replayed with different values, strided views, f16 caches, split-K, and shape errors. */
+ * (Lq = 1), causal with an offset, GQA, head sizes of SD and LLMs (Gemma's 256 too), masks
+ * with -inf, a run-time kv_len replayed with different values, strided views, f16 caches,
+ * split-K, Gemma 2's score soft-capping and sliding window, and shape errors. */
 #include "at-test-util.h"
 
 #include <math.h>
@@ -16,6 +17,8 @@ typedef struct
   int mask;           /* 0 none, 2 [Lq, Lk], 4 [B, 1, Lq, Lk] */
   gint64 kv_len;      /* 0: no kv_len input */
   int n_splits;       /* 0 automatic */
+  float softcap;      /* 0 none */
+  int window;         /* 0 none (causal only) */
 } Case;
 
 /* f32 accumulations against a double reference; f16 k/v are exact halves on both sides, the
@@ -63,7 +66,7 @@ static AtTensor *
 build_case (AtGraph *g, const Case *c, AtTensor **kv_len_out)
 {
   AtDtype kv = c->f16 ? AT_DTYPE_F16 : AT_DTYPE_F32;
-  AtAttentionParams p = { 1.0f / sqrtf ((float) c->d), c->causal, c->n_splits };
+  AtAttentionParams p = { 1.0f / sqrtf ((float) c->d), c->causal, c->n_splits, c->softcap, c->window };
   AtTensor *q, *k, *v, *mask = NULL, *kv_len = NULL;
 
   q = qkv_input (g, "q", AT_DTYPE_F32, c->strided, c->b, c->hq, c->lq, c->d);
@@ -96,9 +99,9 @@ check_case (const char *what, const Case *c)
   o = build_case (g, c, NULL);
   label = g_strdup_printf ("%s (B%" G_GINT64_FORMAT " Hq%" G_GINT64_FORMAT " Hkv%" G_GINT64_FORMAT
                            " Lq%" G_GINT64_FORMAT " Lk%" G_GINT64_FORMAT " D%" G_GINT64_FORMAT
-                           "%s%s splits %d)",
+                           "%s%s splits %d softcap %g window %d)",
                            what, c->b, c->hq, c->hkv, c->lq, c->lk, c->d, c->causal ? " causal" : "",
-                           c->f16 ? " f16" : "", c->n_splits);
+                           c->f16 ? " f16" : "", c->n_splits, c->softcap, c->window);
   g_assert_nonnull (o);
   at_test_assert_nmse (at_test_run (g, o), c->f16 ? TOL_F16 : TOL_F32, label);
 }
@@ -189,6 +192,8 @@ test_head_dims (void)
     check_case ("head dim", &(Case){ 1, 2, 2, 19, 33, dims[i] });
   check_case ("head dim f16", &(Case){ 1, 2, 2, 19, 33, 80, TRUE, TRUE });
   check_case ("head dim f16", &(Case){ 1, 2, 2, 19, 33, 13, TRUE, TRUE });
+  check_case ("head dim 256", &(Case){ 1, 2, 2, 19, 33, 256 });
+  check_case ("head dim 256 decode", &(Case){ 1, 4, 2, 1, 77, 256 });
 }
 
 static void
@@ -248,6 +253,31 @@ test_strided (void)
   check_both ("strided gqa causal f16", &(Case){ 2, 6, 3, 11, 19, 40, TRUE, TRUE, TRUE });
   /* Odd strides in halves: the f16 path that reads one half at a time. */
   check_both ("strided f16 odd", &(Case){ 2, 3, 3, 5, 9, 7, FALSE, TRUE, TRUE });
+}
+
+/* Gemma 2: scores capped by softcap tanh(s / softcap) (a cap of 2 bends most of these scores,
+ * whose deviation is ~3), and every other layer a sliding window over the last keys, in the
+ * prompt kernel (rows on lanes and keys on lanes, split or not) and the decode kernel, at its
+ * head size of 256. */
+static void
+test_softcap_window (void)
+{
+  check_both ("softcap", &(Case){ 1, 4, 2, 13, 29, 64, TRUE, .softcap = 2 });
+  check_both ("softcap mask", &(Case){ 1, 2, 2, 9, 21, 40, .mask = 2, .softcap = 2 });
+  check_both ("window", &(Case){ 1, 4, 2, 13, 29, 64, TRUE, .window = 5 });
+  check_both ("window wider than the keys", &(Case){ 1, 4, 2, 13, 29, 64, TRUE, .window = 100 });
+  check_both ("window 1", &(Case){ 1, 2, 1, 7, 7, 40, TRUE, .window = 1 });
+  check_both ("window long", &(Case){ 1, 2, 2, 300, 300, 64, TRUE, .window = 37 });
+  check_both ("gemma 2 prompt", &(Case){ 1, 8, 4, 19, 33, 256, TRUE, .softcap = 2, .window = 9 });
+  check_case ("gemma 2 decode", &(Case){ 1, 8, 4, 1, 300, 256, TRUE, .softcap = 2, .window = 41 });
+  check_case ("gemma 2 decode kv_len", &(Case){ 1, 8, 4, 1, 300, 256, TRUE, .kv_len = 200,
+                                                .softcap = 2, .window = 41 });
+  check_case ("decode window", &(Case){ 1, 9, 3, 1, 600, 64, TRUE, .window = 100 });
+  check_case ("decode f16 window", &(Case){ 1, 4, 2, 1, 90, 256, TRUE, TRUE, .softcap = 3, .window = 17 });
+  /* Keys on lanes (one query row per kv head) in the general kernel. */
+  g_setenv ("ATELIER_ATTENTION_DECODE", "0", TRUE);
+  check_both ("general decode window", &(Case){ 1, 4, 2, 1, 70, 64, TRUE, .softcap = 2, .window = 21 });
+  g_unsetenv ("ATELIER_ATTENTION_DECODE");
 }
 
 static void
@@ -317,6 +347,20 @@ test_bad_shapes (void)
     expect_error (g, q, k, k, NULL, l, "kv_len");
   }
   {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtAttentionParams p = { 0.125f, FALSE, 0, 0, 16 };
+    AtTensor *q = at_graph_input (g, "q", AT_DTYPE_F32, 4, q4);
+    AtTensor *k = at_graph_input (g, "k", AT_DTYPE_F32, 4, k4);
+    at_test_expect_error (g, at_attention (g, q, k, k, NULL, NULL, &p), "needs causal");
+  }
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    AtAttentionParams p = { 0.125f, TRUE, 0, -1 };
+    AtTensor *q = at_graph_input (g, "q", AT_DTYPE_F32, 4, q4);
+    AtTensor *k = at_graph_input (g, "k", AT_DTYPE_F32, 4, k4);
+    at_test_expect_error (g, at_attention (g, q, k, k, NULL, NULL, &p), "softcap");
+  }
+  {
     /* A failed source propagates: NULL in, NULL out, the first error kept. */
     g_autoptr (AtGraph) g = at_graph_new (dev);
     g_autoptr (GError) error = NULL;
@@ -347,6 +391,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/attention/mask", test_mask);
   g_test_add_func ("/engine/attention/kv-len", test_kv_len);
   g_test_add_func ("/engine/attention/strided", test_strided);
+  g_test_add_func ("/engine/attention/softcap-window", test_softcap_window);
   g_test_add_func ("/engine/attention/long", test_long);
   g_test_add_func ("/engine/attention/bad-shapes", test_bad_shapes);
   return g_test_run ();

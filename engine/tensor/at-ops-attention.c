@@ -26,6 +26,8 @@ typedef struct
   float scale;
   gboolean causal;
   guint32 n_splits;
+  float softcap;   /* 0: none */
+  guint32 window;  /* 0: none */
   int mask_src;  /* index in src[], or -1 */
   int kvlen_src; /* index in src[], or -1 */
 } AttnParams;
@@ -42,8 +44,10 @@ typedef struct
   guint32 nsplit, split_len;
   float scale;
   guint32 flags;
+  float softcap;
+  guint32 window;
 } AttnPush;
-G_STATIC_ASSERT (sizeof (AttnPush) == 108);
+G_STATIC_ASSERT (sizeof (AttnPush) == 116);
 
 typedef struct
 {
@@ -103,7 +107,7 @@ choose_tiles (const AtDeviceInfo *info, gint64 d, gint64 rows, Tiles *t)
   /* Rows x D of q and acc live in registers. Measured on lavapipe at 4096 tokens, D 40 (busy
    * machine): 1 row per lane ~15 GFLOP/s, 2 ~17, 4 10-19 and seconds more of LLVM per
    * pipeline. Keys on lanes: the rows share each lane's K/V loads, so take the GQA group. */
-  if (rows == 1 || (!t->keys_on_lanes && info->type != VK_PHYSICAL_DEVICE_TYPE_CPU))
+  if (rows == 1 || d > 128 || (!t->keys_on_lanes && info->type != VK_PHYSICAL_DEVICE_TYPE_CPU))
     t->rpl = 1;
   else if (t->keys_on_lanes)
     t->rpl = d <= 64 ? 4 : 2;
@@ -114,14 +118,14 @@ choose_tiles (const AtDeviceInfo *info, gint64 d, gint64 rows, Tiles *t)
 
 /* Whether attention_decode.comp takes this attention (the caller also needs f32 K and V in
  * texel views, rows on whole texels): one query position on a CPU device, no mask, no split,
- * at most DECODE_GMAX query heads per kv head. ATELIER_ATTENTION_DECODE=0 turns it off (tests
+ * at most DECODE_GMAX query heads per kv head, a row in at most 8 texels a lane. ATELIER_ATTENTION_DECODE=0 turns it off (tests
  * compare both kernels). */
 #define DECODE_GMAX 8
 static gboolean
 decode_kernel (const AtDeviceInfo *info, const Dims *n, const AttnParams *p)
 {
   return info->type == VK_PHYSICAL_DEVICE_TYPE_CPU && n->lq == 1 && n->d % 4 == 0
-         && n->hq / n->hkv <= DECODE_GMAX && info->subgroup_size >= 4 && info->subgroup_size <= 16
+         && n->d <= 32 * (gint64) info->subgroup_size && n->hq / n->hkv <= DECODE_GMAX && info->subgroup_size >= 4 && info->subgroup_size <= 16
          && p->mask_src < 0 && p->n_splits <= 1
          && g_strcmp0 (g_getenv ("ATELIER_ATTENTION_DECODE"), "0") != 0;
 }
@@ -135,7 +139,8 @@ typedef struct
   gint64 ms[4];                  /* mask strides over [B, Hq, Lq, Lk], 0 where broadcast */
   gint64 nvalid;
   gboolean causal;
-  double scale;
+  double scale, softcap;
+  gint64 window;
 } RefCtx;
 
 static void
@@ -150,6 +155,8 @@ ref_init (RefCtx *c, const AtTensor *dst, const float *const *src)
   c->mask = p->mask_src >= 0 ? src[p->mask_src] : NULL;
   c->causal = p->causal;
   c->scale = p->scale;
+  c->softcap = p->softcap;
+  c->window = p->window;
   c->nvalid = c->n.lk;
   if (p->kvlen_src >= 0)
     c->nvalid = CLAMP ((gint64) src[p->kvlen_src][0], 0, c->n.lk);
@@ -167,11 +174,14 @@ ref_score (const RefCtx *c, gint64 b, gint64 h, gint64 i, gint64 j)
   const float *kr = c->k + ((b * n->hkv + kvh) * n->lk + j) * n->d;
   double s = 0;
 
-  if (j >= c->nvalid || (c->causal && j > i + c->nvalid - n->lq))
+  if (j >= c->nvalid || (c->causal && j > i + c->nvalid - n->lq)
+      || (c->window > 0 && j <= i + c->nvalid - n->lq - c->window))
     return -INFINITY;
   for (gint64 d = 0; d < n->d; d++)
     s += (double) qr[d] * kr[d];
   s *= c->scale;
+  if (c->softcap > 0)
+    s = c->softcap * tanh (s / c->softcap);
   if (c->mask != NULL)
     s += c->mask[b * c->ms[0] + h * c->ms[1] + i * c->ms[2] + j * c->ms[3]];
   return s;
@@ -327,7 +337,9 @@ encode_attention (AtEncoder *enc, AtTensor *dst, GError **error)
   push.split_len = (guint32) split_len (n.lk, p->n_splits);
   push.scale = p->scale;
   push.flags = (p->causal ? 1 : 0) | (p->mask_src >= 0 ? 2 : 0) | (p->kvlen_src >= 0 ? 4 : 0)
-               | (split ? 8 : 0);
+               | (split ? 8 : 0) | (p->softcap > 0 ? 16 : 0) | (p->window > 0 ? 32 : 0);
+  push.softcap = p->softcap;
+  push.window = p->window;
   /* Halves two per word: only when every row starts on a word. */
   paired = f16 && n.d % 2 == 0 && push.ok % 2 == 0 && push.ov % 2 == 0
            && (push.skb | push.skh | push.skj | push.svb | push.svh | push.svj) % 2 == 0;
@@ -431,7 +443,7 @@ check_sources (AtGraph *g, AtTensor *q, AtTensor *k, AtTensor *v, AtTensor *mask
   if (qs[3] != ks[3])
     return fail_shapes (g, "head dimension D of q and k differs", q, k);
   if (qs[3] > AT_ATTENTION_MAX_D)
-    return fail_shapes (g, "D above 128 is not supported", q, NULL);
+    return fail_shapes (g, "D above 256 is not supported", q, NULL);
   if (qs[0] != ks[0])
     return fail_shapes (g, "batch B of q and k differs", q, k);
   if (qs[1] % ks[1] != 0)
@@ -499,6 +511,10 @@ at_attention (AtGraph *g, AtTensor *q, AtTensor *k, AtTensor *v, AtTensor *mask,
     return at_graph_fail (g, "attention", "no parameters");
   if (p->n_splits < 0 || p->n_splits > MAX_SPLITS)
     return at_graph_fail (g, "attention", "n_splits %d (0 to %d)", p->n_splits, MAX_SPLITS);
+  if (p->window < 0 || (p->window > 0 && !p->causal))
+    return at_graph_fail (g, "attention", "a sliding window (%d) needs causal attention", p->window);
+  if (!(p->softcap >= 0 && p->softcap < INFINITY))
+    return at_graph_fail (g, "attention", "softcap %g (0 for none, else positive)", p->softcap);
   if (!check_sources (g, q, k, v, mask, kv_len, &n))
     return NULL;
   {
@@ -517,6 +533,8 @@ at_attention (AtGraph *g, AtTensor *q, AtTensor *k, AtTensor *v, AtTensor *mask,
   }
   ap.scale = p->scale;
   ap.causal = p->causal;
+  ap.softcap = p->softcap;
+  ap.window = (guint32) p->window;
   ap.mask_src = ap.kvlen_src = -1;
   if (mask != NULL)
     {
