@@ -1,6 +1,6 @@
 /* test-llm.c: GGUF language models on the engine against an independent PyTorch forward pass
  * (tools/ref/tiny_llm.py: tiny random llama in F32, F16 with tied output, Q8_0 and Q4_0, and
- * with Llama 3's rope_freqs; qwen2 and phi3 in F32; gemma in F32 and Q8_0). Logits at every
+ * with Llama 3's rope_freqs; qwen2 and phi3 in F32; gemma and gemma2 in F32 and Q8_0). Logits at every
  * prompt position fed token by token, the prompt at once and in two chunks (the cache path of
  * prompt graphs), 32 greedy tokens, graphs over cache prefixes of several lengths, and the
  * errors: an unknown architecture, a missing tensor, a tensor of the wrong shape, inconsistent
@@ -273,6 +273,21 @@ test_gemma (void)
   g_unsetenv ("ATELIER_LLM_STACK");
 }
 
+/* Gemma 2: gemma's, plus soft-capped attention scores and logits, post-norms, and a sliding
+ * window of 5 on even layers; the window in the decode kernel and in the prompt mask, over
+ * cache views of several lengths and prompts in chunks of 3. */
+static void
+test_gemma2 (void)
+{
+  check_model ("gemma2_f32", "gemma2", TOL_F32, TRUE);
+  check_model ("gemma2_q8_0", "gemma2", TOL_Q8_0, FALSE);
+  g_setenv ("ATELIER_LLM_CACHE_VIEW", "4", TRUE);
+  g_setenv ("ATELIER_LLM_BATCH", "3", TRUE);
+  check_model ("gemma2_f32", "gemma2", TOL_F32, TRUE);
+  g_unsetenv ("ATELIER_LLM_BATCH");
+  g_unsetenv ("ATELIER_LLM_CACHE_VIEW");
+}
+
 static void
 expect_open_error (const char *name, int code, const char *fragment)
 {
@@ -368,6 +383,7 @@ main (int argc, char **argv)
   g_test_add_func ("/models/llm/qwen2", test_qwen2);
   g_test_add_func ("/models/llm/phi3", test_phi3);
   g_test_add_func ("/models/llm/gemma", test_gemma);
+  g_test_add_func ("/models/llm/gemma2", test_gemma2);
   g_test_add_func ("/models/llm/errors", test_errors);
   g_test_add_func ("/models/llm/vocab-only", test_vocab_only);
   return g_test_run ();

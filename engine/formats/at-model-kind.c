@@ -390,7 +390,7 @@ recognize_gguf (Ctx *c, AtGguf *g)
   const AtGgufKv *tokens = at_gguf_find_kv (g, "tokenizer.ggml.tokens");
   g_autofree char *tok_model = at_gguf_dup_string (g, "tokenizer.ggml.model", NULL);
   g_autofree char *name = at_gguf_dup_string (g, "general.name", NULL);
-  static const char *const supported[] = { "llama", "qwen2", "phi3", "gemma" };
+  static const char *const supported[] = { "llama", "qwen2", "phi3", "gemma", "gemma2" };
 
   if (arch == NULL)
     {
@@ -403,7 +403,7 @@ recognize_gguf (Ctx *c, AtGguf *g)
     if (strcmp (arch, supported[i]) == 0)
       info->supported = TRUE;
   note (c, "general.architecture is \"%s\"%s", arch,
-        info->supported ? "" : ", an architecture Atelier does not run (llama, qwen2, phi3 are)");
+        info->supported ? "" : ", an architecture Atelier does not run (llama, qwen2, phi3, gemma, gemma2 are)");
   if (name != NULL)
     set_string (c, "name", name);
   for (guint i = 0; i < G_N_ELEMENTS (gguf_llm_keys); i++)

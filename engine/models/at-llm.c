@@ -1,4 +1,5 @@
-/* at-llm.c: decoder-only transformers (llama, qwen2, phi3) from GGUF on the engine's graph.
+/* at-llm.c: decoder-only transformers (llama, qwen2, phi3, gemma, gemma2) from GGUF on the
+ * engine's graph.
  *
  * KV cache: per layer one K and one V buffer, [n_ctx, kv_heads, head_dim] f32, bound into the
  * graphs as weights. The graph for n new tokens writes their roped keys and values into the
@@ -16,6 +17,9 @@
  * (ATELIER_LLM_STACK=0 turns that off, for tests).
  * Longer prompts run in chunks of MAX_BATCH tokens (ATELIER_LLM_BATCH=<n> for tests), which bounds
  * the mask ([n, n + cache rows] floats) and the activations.
+ * Gemma 2's even layers attend over a sliding window of the last n_swa positions: the decode
+ * graph tells the attention kernel the window, prompt graphs take a second mask for those
+ * layers. Its every cache row is still kept (the odd layers see them all).
  */
 #include "models/at-llm.h"
 
@@ -43,9 +47,10 @@ typedef enum
   ARCH_QWEN2,
   ARCH_PHI3,
   ARCH_GEMMA,
+  ARCH_GEMMA2,
 } Arch;
 
-static const char *const arch_names[] = { "llama", "qwen2", "phi3", "gemma" };
+static const char *const arch_names[] = { "llama", "qwen2", "phi3", "gemma", "gemma2" };
 
 /* One uploaded weight. */
 typedef struct
@@ -60,6 +65,7 @@ typedef struct
 typedef struct
 {
   Weight attn_norm, ffn_norm;
+  Weight post_attn_norm, post_ffn_norm; /* gemma2: on each block's output, before the residual */
   Weight q, k, v, qkv, q_b, k_b, v_b, qkv_b, o;
   Weight gate, up, down;
   AtBuffer *k_cache, *v_cache;
@@ -71,6 +77,7 @@ typedef struct
   guint n, cache_len;
   AtGraph *graph;
   AtTensor *tokens, *positions, *kv_len, *mask, *logits;
+  AtTensor *mask_swa;        /* gemma2 prompt graphs: the sliding-window layers' mask */
   AtTensor *last;            /* prompt graphs: i32 [1], the row whose logits are wanted */
   guint64 last_use;
 } Step;
@@ -81,6 +88,9 @@ struct _AtLlm
   Arch arch;
   guint n_layer, dim, ffn, n_head, n_kv, head_dim, n_rot, n_vocab, n_ctx;
   float eps, rope_base, freq_scale;
+  float attn_scale;                 /* the scores' scale, usually 1 / sqrt (head_dim) */
+  float attn_softcap, final_softcap; /* gemma2; 0: none */
+  guint n_swa;                      /* gemma2's sliding window on even layers; 0: none */
   gboolean tied;
   Weight token_embd, output_norm, output, rope_freqs;
   gboolean has_rope_freqs;
@@ -121,8 +131,10 @@ at_llm_free (AtLlm *m)
   for (guint l = 0; m->layers != NULL && l < m->n_layer; l++)
     {
       Layer *L = &m->layers[l];
-      Weight *ws[] = { &L->attn_norm, &L->ffn_norm, &L->q,  &L->k,    &L->v,  &L->qkv, &L->q_b,
-                       &L->k_b,       &L->v_b,      &L->qkv_b, &L->o, &L->gate, &L->up, &L->down };
+      Weight *ws[] = { &L->attn_norm, &L->ffn_norm, &L->post_attn_norm, &L->post_ffn_norm,
+                       &L->q,         &L->k,        &L->v,             &L->qkv,
+                       &L->q_b,       &L->k_b,      &L->v_b,           &L->qkv_b,
+                       &L->o,         &L->gate,     &L->up,            &L->down };
       for (guint i = 0; i < G_N_ELEMENTS (ws); i++)
         weight_clear (ws[i]);
       g_clear_pointer (&L->k_cache, at_buffer_unref);
@@ -372,6 +384,31 @@ load_hparams (AtLlm *m, AtGguf *gguf, GError **error)
   m->eps = (float) eps;
   m->rope_base = (float) base;
   m->freq_scale = 1.0f;
+  m->attn_scale = 1.0f / sqrtf ((float) m->head_dim);
+  if (m->arch == ARCH_GEMMA2)
+    {
+      /* Soft caps and the window, with the defaults of the released models where a file lacks
+       * them. The 27B model (46 layers) scales its queries by dim / heads, not the head size;
+       * its files do not say so, so the layer count tells, as llama.cpp has it. */
+      double attn_cap, final_cap;
+      guint swa;
+
+      if (!get_float (gguf, a, "attn_logit_softcapping", FALSE, 50.0, &attn_cap, error)
+          || !get_float (gguf, a, "final_logit_softcapping", FALSE, 30.0, &final_cap, error)
+          || !get_uint (gguf, a, "attention.sliding_window", FALSE, 4096, G_MAXINT32, &swa, error))
+        return FALSE;
+      if (!(attn_cap >= 0 && attn_cap < 1e30) || !(final_cap >= 0 && final_cap < 1e30))
+        {
+          at_file_error (error, file, "bad soft-capping %g (attention) or %g (final logits)",
+                         attn_cap, final_cap);
+          return FALSE;
+        }
+      m->attn_softcap = (float) attn_cap;
+      m->final_softcap = (float) final_cap;
+      m->n_swa = swa;
+      if (m->n_layer == 46)
+        m->attn_scale = 1.0f / sqrtf ((float) (m->dim / m->n_head));
+    }
   if (at_gguf_find_kv (gguf, scaling_key) != NULL)
     {
       g_autofree char *type = at_gguf_dup_string (gguf, scaling_key, error);
@@ -456,6 +493,12 @@ load_weights (AtLlm *m, AtGguf *gguf, GError **error)
           || !load_layer_weight (m, gguf, l, "ffn_norm.weight", dim, 0, FALSE, &L->ffn_norm, error)
           || !load_layer_weight (m, gguf, l, "attn_output.weight", dim, qd, FALSE, &L->o, error)
           || !load_layer_weight (m, gguf, l, "ffn_down.weight", dim, ffn, FALSE, &L->down, error))
+        return FALSE;
+      if (m->arch == ARCH_GEMMA2
+          && (!load_layer_weight (m, gguf, l, "post_attention_norm.weight", dim, 0, FALSE,
+                                  &L->post_attn_norm, error)
+              || !load_layer_weight (m, gguf, l, "post_ffw_norm.weight", dim, 0, FALSE,
+                                     &L->post_ffn_norm, error)))
         return FALSE;
       if (m->arch == ARCH_PHI3)
         {
@@ -542,7 +585,7 @@ at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, GError **error)
     {
       g_autofree char *shown = g_utf8_make_valid (arch, -1);
       at_file_error_code (error, AT_ERROR_UNSUPPORTED, file,
-                          "architecture \"%s\" is not supported (llama, qwen2, phi3)", shown);
+                          "architecture \"%s\" is not supported (llama, qwen2, phi3, gemma, gemma2)", shown);
       return NULL;
     }
   m = g_new0 (AtLlm, 1);
@@ -603,7 +646,11 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
   const gint64 cache_shape[] = { cache_len, m->n_kv, m->head_dim };
   gint64 qd = (gint64) m->n_head * m->head_dim, kvd = (gint64) m->n_kv * m->head_dim;
   AtRopeMode mode = (m->arch == ARCH_LLAMA ? AT_ROPE_NORMAL : AT_ROPE_NEOX);
-  AtAttentionParams ap = { 1.0f / sqrtf ((float) m->head_dim), n == 1, 0 };
+  gboolean gemma = (m->arch == ARCH_GEMMA || m->arch == ARCH_GEMMA2);
+  AtAttentionParams ap = { m->attn_scale, n == 1, 0, m->attn_softcap, 0 };
+  /* gemma2's sliding-window layers: the kernel keeps to the window of the one new token;
+   * several tokens take their own mask. */
+  AtAttentionParams ap_swa = { m->attn_scale, n == 1, 0, m->attn_softcap, n == 1 ? (int) m->n_swa : 0 };
 
   s->n = n;
   s->cache_len = cache_len;
@@ -613,19 +660,24 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
   if (n == 1)
     s->kv_len = at_graph_input (g, "kv_len", AT_DTYPE_I32, 1, one);
   else
-    s->mask = at_graph_input (g, "mask", AT_DTYPE_F32, 2, mask_shape);
+    {
+      s->mask = at_graph_input (g, "mask", AT_DTYPE_F32, 2, mask_shape);
+      if (m->n_swa > 0)
+        s->mask_swa = at_graph_input (g, "mask_swa", AT_DTYPE_F32, 2, mask_shape);
+    }
   if (m->has_rope_freqs)
     freqs = weight_tensor (g, &m->rope_freqs);
 
   x = at_get_rows (g, weight_tensor (g, &m->token_embd), s->tokens);
   /* Gemma scales its embeddings by sqrt(dim) (its norm weights are stored with the 1 that
    * its RMS norm adds already folded in by the converters, so the norms are llama's). */
-  if (m->arch == ARCH_GEMMA)
+  if (gemma)
     x = at_scale (g, x, sqrtf ((float) m->dim));
   for (guint l = 0; l < m->n_layer; l++)
     {
       Layer *L = &m->layers[l];
       AtTensor *an, *fn, *q, *k, *v, *kc, *vc, *att, *ff;
+      gboolean swa = (m->n_swa > 0 && l % 2 == 0); /* gemma2: even layers slide */
 
       /* Each projection after a norm takes it as at_matmul_rms: one dispatch where the
        * matrix-vector kernel can normalise its input itself (token generation on a CPU). */
@@ -686,14 +738,20 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
           v = at_transpose (g, at_write_rows (g, vc, v, s->positions), 0, 1);
         }
       /* q [n, H, hd] -> [H, n, hd]. */
-      att = at_attention (g, at_transpose (g, q, 0, 1), k, v, s->mask, s->kv_len, &ap);
+      att = at_attention (g, at_transpose (g, q, 0, 1), k, v, swa ? s->mask_swa : s->mask,
+                          s->kv_len, swa ? &ap_swa : &ap);
       att = at_reshape (g, att, 2, (gint64[]){ n, qd });
-      x = at_matmul_add (g, att, weight_tensor (g, &L->o), x); /* the residual, in one dispatch */
+      if (m->arch == ARCH_GEMMA2) /* normed before the residual */
+        x = at_add (g, x, at_rms_norm (g, at_matmul (g, att, weight_tensor (g, &L->o)),
+                                       weight_tensor (g, &L->post_attn_norm), m->eps));
+      else
+        x = at_matmul_add (g, att, weight_tensor (g, &L->o), x); /* the residual, in one dispatch */
 
       fn = weight_tensor (g, &L->ffn_norm);
-      if (m->arch == ARCH_GEMMA)
+      if (gemma)
         {
-          /* GELU (tanh form) of the gate times up, then the down projection and the residual. */
+          /* GELU (tanh form) of the gate times up, then the down projection and the residual
+           * (gemma2 norms the block's output first). */
           if (L->gate.buffer == NULL) /* stacked [2 ffn, dim], gate rows first */
             ff = at_glu (g, at_matmul_rms (g, x, fn, m->eps, weight_tensor (g, &L->up)), AT_GLU_GELU_TANH);
           else
@@ -703,7 +761,11 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
               ff = at_glu_pair (g, at_matmul (g, h, weight_tensor (g, &L->gate)),
                                 at_matmul (g, h, weight_tensor (g, &L->up)), AT_GLU_GELU_TANH);
             }
-          x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
+          if (m->arch == ARCH_GEMMA2)
+            x = at_add (g, x, at_rms_norm (g, at_matmul (g, ff, weight_tensor (g, &L->down)),
+                                           weight_tensor (g, &L->post_ffn_norm), m->eps));
+          else
+            x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
         }
       /* SwiGLU, the down projection and the residual: one dispatch where the rows kernel
        * takes it (gate and up stacked, phi-3's own layout), else glu and the product. */
@@ -733,6 +795,9 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
     }
   out_w = weight_tensor (g, m->tied ? &m->token_embd : &m->output);
   s->logits = at_matmul_rms (g, x, weight_tensor (g, &m->output_norm), m->eps, out_w);
+  if (m->final_softcap > 0) /* gemma2: cap * tanh (logits / cap) */
+    s->logits = at_scale (g, at_tanh (g, at_scale (g, s->logits, 1.0f / m->final_softcap)),
+                          m->final_softcap);
   if (s->logits != NULL)
     at_graph_output (g, s->logits, "logits");
   if (!at_graph_compile (g, error))
@@ -800,7 +865,7 @@ eval_chunk (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError 
 {
   Step *s;
   g_autofree gint32 *positions = NULL;
-  g_autofree float *mask = NULL;
+  g_autofree float *mask = NULL, *mask_swa = NULL;
   g_autofree gint32 *padded = NULL;
   gint32 one_pos, kv_len, last = (gint32) n - 1;
   guint n_pad;
@@ -826,13 +891,24 @@ eval_chunk (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError 
       tokens = padded;
       positions = g_new (gint32, n_pad);
       mask = g_new (float, (gsize) n_pad * cols);
+      if (s->mask_swa != NULL)
+        mask_swa = g_new (float, (gsize) n_pad * cols);
       for (guint i = 0; i < n_pad; i++)
         {
           positions[i] = (gint32) (m->pos + i);
-          /* Columns are cache rows: a query sees those up to its own position. */
+          /* Columns are cache rows: a query sees those up to its own position (and in a
+           * sliding window, only the last n_swa of them). */
           for (gsize j = 0; j < cols; j++)
-            mask[i * cols + j] = j <= m->pos + i ? 0.0f : -INFINITY;
+            {
+              mask[i * cols + j] = j <= m->pos + i ? 0.0f : -INFINITY;
+              if (mask_swa != NULL)
+                mask_swa[i * cols + j] = j <= m->pos + i && m->pos + i - j < m->n_swa ? 0.0f : -INFINITY;
+            }
         }
+      if (mask_swa != NULL
+          && !at_graph_set_input (s->graph, s->mask_swa, mask_swa,
+                                  (gsize) n_pad * cols * sizeof (float), error))
+        return FALSE;
       if (!at_graph_set_input (s->graph, s->positions, positions, n_pad * sizeof (gint32), error)
           || !at_graph_set_input (s->graph, s->mask, mask, (gsize) n_pad * cols * sizeof (float),
                                   error)

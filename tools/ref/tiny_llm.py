@@ -16,7 +16,10 @@ llama3_f32 (a rope_freqs.weight of per-pair frequency divisors, as Llama 3 files
 (Q/K/V biases) and phi3 (fused attn_qkv, ffn_up holding gate then up) in F32; gemma in F32
 and Q8_0 (embeddings times sqrt(dim), a GELU (tanh form) gate, output tied, a head dimension
 of 24 given by attention.key_length, not dim / heads; norm weights are stored as used, as
-llama.cpp's converter stores Gemma's with its 1 added). Plus hostile
+llama.cpp's converter stores Gemma's with its 1 added); gemma2 in F32 and Q8_0 (gemma's, plus
+attention scores and final logits soft-capped by cap * tanh(x / cap), with caps small enough
+to bend them, RMS norms on each block's output before its residual, and a sliding window of 5
+positions on the even layers of three). Plus hostile
 variants for the error tests: bad_arch (general.architecture "mamba"), missing (no
 blk.1.ffn_down), bad_shape (blk.0.attn_k with the wrong row count), bad_heads (head_count 4
 over head_count_kv 3). And llama_chat: llama_f32 with a byte-level tokenizer and a chat
@@ -158,6 +161,9 @@ def make_weights(rng, cfg):
                  "q": lin(nh * hd, dim), "k": lin(nkv * hd, dim), "v": lin(nkv * hd, dim),
                  "o": lin(dim, nh * hd), "gate": lin(ffn, dim), "up": lin(ffn, dim),
                  "down": lin(dim, ffn)}
+        if cfg["arch"] == "gemma2":
+            layer["post_attn_norm"] = (1 + 0.1 * rng.standard_normal(dim)).astype(np.float32)
+            layer["post_ffn_norm"] = (1 + 0.1 * rng.standard_normal(dim)).astype(np.float32)
         if cfg["arch"] == "qwen2":
             layer["q_b"] = (0.5 * rng.standard_normal(nh * hd)).astype(np.float32)
             layer["k_b"] = (0.5 * rng.standard_normal(nkv * hd)).astype(np.float32)
@@ -185,6 +191,10 @@ def build_file(cfg, w, kind, tied):
     if "head_dim" in cfg:
         kvs += [(arch + ".attention.key_length", T_U32, hd),
                 (arch + ".attention.value_length", T_U32, hd)]
+    if arch == "gemma2":
+        kvs += [(arch + ".attn_logit_softcapping", T_F32, cfg["attn_softcap"]),
+                (arch + ".final_logit_softcapping", T_F32, cfg["final_softcap"]),
+                (arch + ".attention.sliding_window", T_U32, cfg["window"])]
     tensors = []
     held = {"layers": []}
 
@@ -210,7 +220,7 @@ def build_file(cfg, w, kind, tied):
             h["q"] = q.reshape(nh, hd // 2, 2, -1).swapaxes(1, 2).reshape(q.shape)
             h["k"] = k.reshape(nkv, hd // 2, 2, -1).swapaxes(1, 2).reshape(k.shape)
             h["v"] = add(p + "attn_v.weight", l["v"])
-        elif arch in ("qwen2", "gemma"):
+        elif arch in ("qwen2", "gemma", "gemma2"):
             # Unpermuted: NEOX RoPE (rotate-half) in the engine, as in the reference.
             h["q"] = add(p + "attn_q.weight", l["q"])
             h["k"] = add(p + "attn_k.weight", l["k"])
@@ -230,6 +240,9 @@ def build_file(cfg, w, kind, tied):
             h["gate"] = add(p + "ffn_gate.weight", l["gate"])
             h["up"] = add(p + "ffn_up.weight", l["up"])
         h["down"] = add(p + "ffn_down.weight", l["down"])
+        if arch == "gemma2":
+            h["post_attn_norm"] = add(p + "post_attention_norm.weight", l["post_attn_norm"])
+            h["post_ffn_norm"] = add(p + "post_ffw_norm.weight", l["post_ffn_norm"])
         held["layers"].append(h)
     return kvs, tensors, held
 
@@ -256,11 +269,20 @@ def forward(cfg, w, ids):
         x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
         return x * cos + torch.cat([-x2, x1], -1) * sin
 
+    def softcap(s, cap):
+        return cap * torch.tanh(s / cap)
+
+    arch = cfg["arch"]
     x = T(w["token_embd"])[torch.tensor(ids)]
-    if cfg["arch"] == "gemma":
+    if arch in ("gemma", "gemma2"):
         x = x * np.sqrt(dim)
     mask = torch.full((L, L), float("-inf"), dtype=torch.float64).triu(1)
-    for l in w["layers"]:
+    if arch == "gemma2":
+        # Even layers: query i sees keys j with i - window < j <= i.
+        pos = torch.arange(L)
+        near = (pos[:, None] - pos[None, :] < cfg["window"]) & (pos[:, None] >= pos[None, :])
+        swa_mask = torch.where(near, 0.0, float("-inf")).to(torch.float64)
+    for li, l in enumerate(w["layers"]):
         h = rms(x, l["attn_norm"])
         q, k, v = h @ T(l["q"]).T, h @ T(l["k"]).T, h @ T(l["v"]).T
         if "q_b" in l:
@@ -268,14 +290,22 @@ def forward(cfg, w, ids):
         q = rope(q.view(L, nh, hd)).transpose(0, 1)
         k = rope(k.view(L, nkv, hd)).transpose(0, 1).repeat_interleave(nh // nkv, 0)
         v = v.view(L, nkv, hd).transpose(0, 1).repeat_interleave(nh // nkv, 0)
-        att = torch.softmax(q @ k.transpose(1, 2) / np.sqrt(hd) + mask, -1) @ v
-        x = x + att.transpose(0, 1).reshape(L, nh * hd) @ T(l["o"]).T
+        scores = q @ k.transpose(1, 2) / np.sqrt(hd)
+        if arch == "gemma2":
+            scores = softcap(scores, cfg["attn_softcap"]) + (swa_mask if li % 2 == 0 else mask)
+        else:
+            scores = scores + mask
+        att = torch.softmax(scores, -1) @ v
+        o = att.transpose(0, 1).reshape(L, nh * hd) @ T(l["o"]).T
+        x = x + (rms(o, l["post_attn_norm"]) if arch == "gemma2" else o)
         h = rms(x, l["ffn_norm"])
         g = h @ T(l["gate"]).T
-        act = torch.nn.functional.gelu(g, approximate="tanh") if cfg["arch"] == "gemma" \
+        act = torch.nn.functional.gelu(g, approximate="tanh") if arch in ("gemma", "gemma2") \
             else torch.nn.functional.silu(g)
-        x = x + (act * (h @ T(l["up"]).T)) @ T(l["down"]).T
-    return rms(x, w["output_norm"]) @ T(w["output"]).T
+        f = (act * (h @ T(l["up"]).T)) @ T(l["down"]).T
+        x = x + (rms(f, l["post_ffn_norm"]) if arch == "gemma2" else f)
+    logits = rms(x, w["output_norm"]) @ T(w["output"]).T
+    return softcap(logits, cfg["final_softcap"]) if arch == "gemma2" else logits
 
 
 def write_model(outdir, name, cfg, w, kind, tied, prompt, tweak=None):
@@ -382,6 +412,13 @@ def main():
     cfg = dict(base, arch="gemma", head_dim=24)
     write_model(outdir, "gemma_f32", cfg, make_weights(rng, cfg), "f32", True, prompt)
     write_model(outdir, "gemma_q8_0", cfg, make_weights(rng, cfg), "q8_0", True, prompt)
+    # Gemma 2: gemma's, with soft caps that bend (the scores' deviation is ~1, the logits' ~8),
+    # post-norms, and a window of 5 on layers 0 and 2: the 12-token prompt and the 32 greedy
+    # tokens reach well past it.
+    cfg = dict(base, arch="gemma2", head_dim=24, layers=3, attn_softcap=1.0, final_softcap=5.0,
+               window=5)
+    write_model(outdir, "gemma2_f32", cfg, make_weights(rng, cfg), "f32", True, prompt)
+    write_model(outdir, "gemma2_q8_0", cfg, make_weights(rng, cfg), "q8_0", True, prompt)
 
     def bad_arch(kvs, tensors):
         return [(k, t, "mamba" if k == "general.architecture" else v) for k, t, v in kvs], tensors
