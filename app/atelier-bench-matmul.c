@@ -45,6 +45,11 @@ const AtBenchCase at_bench_cases_matmul[] = {
   MATVEC ("q8_0", 576, 1536, 32, 34),
   MATVEC ("q8_0", 2048, 2048, 32, 34),
   MATVEC ("q4_0", 4096, 4096, 32, 18),
+  /* TinyLlama-1.1B's (its Q4_0 file): attention, gate and up stacked, the down projection
+   * (K of 22 steps: the run-time loop). */
+  MATVEC ("q4_0", 2048, 2048, 32, 18),
+  MATVEC ("q4_0", 11264, 2048, 32, 18),
+  MATVEC ("q4_0", 2048, 5632, 32, 18),
   MATVEC ("q4_K", 4096, 4096, 256, 144),
   /* Q4_K_M files keep some tensors (the output, half the down projections) in q6_K. */
   MATVEC ("q6_K", 4096, 4096, 256, 210),

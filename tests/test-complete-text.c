@@ -221,6 +221,49 @@ test_render (void)
   fixture_clear (&f);
 }
 
+/* Gemma 2's template refuses a system role: the system text opens the first user turn
+ * instead (the expected text follows the template by hand). A refusal of anything else is
+ * still reported. */
+static void
+test_render_system_refused (void)
+{
+  Fixture f;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autofree char *path = at_test_shared_path ("chat-templates/google-gemma-2-2b-it.jinja");
+  g_autofree char *template = NULL, *text = NULL, *bad = NULL, *want = NULL, *bos = NULL;
+  gboolean from_template;
+  JsonArray *messages;
+  gsize len = 0;
+  const char *b;
+
+  if (path == NULL || !fixture_init (&f))
+    return;
+  g_assert_true (g_file_get_contents (path, &template, NULL, &error));
+  g_assert_true (json_parser_load_from_data (parser,
+                                             "[{\"role\": \"system\", \"content\": \"Be brief.\"},"
+                                             " {\"role\": \"user\", \"content\": \"Hi\"},"
+                                             " {\"role\": \"assistant\", \"content\": \"Hello.\"},"
+                                             " {\"role\": \"user\", \"content\": \"And?\"}]",
+                                             -1, &error));
+  messages = json_node_get_array (json_parser_get_root (parser));
+  text = at_text_render_prompt (NULL, messages, template, f.tok, &from_template, &error);
+  g_assert_no_error (error);
+  b = at_tokenizer_get_token_text (f.tok, at_tokenizer_get_bos (f.tok), &len);
+  bos = g_strndup (b != NULL ? b : "", len);
+  want = g_strconcat (bos, "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n"
+                      "<start_of_turn>user\nAnd?<end_of_turn>\n<start_of_turn>model\n", NULL);
+  g_assert_cmpstr (text, ==, want);
+  g_assert_true (from_template);
+  /* Two user turns in a row: the template's other refusal, with its own words. */
+  json_array_remove_element (messages, 2);
+  bad = at_text_render_prompt (NULL, messages, template, f.tok, &from_template, &error);
+  g_assert_null (bad);
+  g_assert_error (error, AT_ERROR, AT_ERROR_INVALID);
+  g_assert_nonnull (strstr (error->message, "Conversation roles must alternate"));
+  fixture_clear (&f);
+}
+
 /* `atelier write` streams the same text (plus a newline) for the same prompt. */
 static void
 test_cli (void)
@@ -264,6 +307,7 @@ main (int argc, char **argv)
   g_test_add_func ("/models/complete/stop-string", test_stop_string);
   g_test_add_func ("/models/complete/stop-early", test_stop_early);
   g_test_add_func ("/models/complete/render", test_render);
+  g_test_add_func ("/models/complete/render-system-refused", test_render_system_refused);
   g_test_add_func ("/models/complete/cli", test_cli);
   return g_test_run ();
 }

@@ -17,6 +17,42 @@ token_text (AtTokenizer *t, gint32 id)
   return s != NULL ? g_strndup (s, len) : NULL;
 }
 
+/* The conversation without its leading system message, whose text opens the first user
+ * message instead; NULL when it has no system message followed by a user one. */
+static JsonArray *
+fold_system (JsonArray *messages)
+{
+  JsonArray *out;
+  JsonObject *sys = json_array_get_length (messages) > 0 ? json_array_get_object_element (messages, 0) : NULL;
+  gboolean folded = FALSE;
+
+  if (sys == NULL || g_strcmp0 (json_object_get_string_member_with_default (sys, "role", ""), "system") != 0)
+    return NULL;
+  out = json_array_new ();
+  for (guint i = 1; i < json_array_get_length (messages); i++)
+    {
+      JsonObject *m = json_array_get_object_element (messages, i);
+
+      if (!folded && m != NULL
+          && g_strcmp0 (json_object_get_string_member_with_default (m, "role", ""), "user") == 0)
+        {
+          JsonObject *u = json_object_new ();
+          g_autofree char *text = g_strconcat (json_object_get_string_member_with_default (sys, "content", ""), "\n\n",
+                                               json_object_get_string_member_with_default (m, "content", ""), NULL);
+
+          json_object_set_string_member (u, "role", "user");
+          json_object_set_string_member (u, "content", text);
+          json_array_add_object_element (out, u);
+          folded = TRUE;
+        }
+      else
+        json_array_add_element (out, json_node_copy (json_array_get_element (messages, i)));
+    }
+  if (!folded)
+    g_clear_pointer (&out, json_array_unref);
+  return out;
+}
+
 char *
 at_text_render_prompt (const char *completion, JsonArray *messages, const char *chat_template,
                        AtTokenizer *tokenizer, gboolean *from_template, GError **error)
@@ -28,13 +64,29 @@ at_text_render_prompt (const char *completion, JsonArray *messages, const char *
     {
       g_autofree char *bos = token_text (tokenizer, at_tokenizer_get_bos (tokenizer));
       g_autofree char *eos = token_text (tokenizer, at_tokenizer_get_eos (tokenizer));
-      char *text = at_chat_apply_template (chat_template, messages, TRUE, bos, eos, error);
+      GError *local = NULL;
+      char *text = at_chat_apply_template (chat_template, messages, TRUE, bos, eos, &local);
 
+      /* A template that refuses the conversation (raise_exception) may refuse its system role
+       * (Gemma's do): the system text then opens the first user message, as those models'
+       * makers advise. Any other refusal stands. */
+      if (text == NULL && g_error_matches (local, AT_ERROR, AT_ERROR_INVALID))
+        {
+          g_autoptr (JsonArray) folded = fold_system (messages);
+
+          if (folded != NULL)
+            {
+              /* Its error, if it fails too, is about the conversation now given. */
+              g_clear_error (&local);
+              text = at_chat_apply_template (chat_template, folded, TRUE, bos, eos, &local);
+            }
+        }
       if (text == NULL)
         {
-          g_prefix_error (error, "the model's chat template: ");
+          g_propagate_prefixed_error (error, local, "the model's chat template: ");
           return NULL;
         }
+      g_clear_error (&local);
       *from_template = TRUE;
       return text;
     }

@@ -3,7 +3,8 @@
  * at_text_render_prompt turns a prompt (a plain completion text, or a conversation) into the
  * exact text the model receives: the conversation goes through the model's own chat template
  * (tokenizer.chat_template, rendered by at-jinja); a file without one gets the messages' contents
- * joined by blank lines, as a plain completion prompt. at_text_prompt_tokens tokenizes it: BOS
+ * joined by blank lines, as a plain completion prompt. A template that refuses a system role
+ * (raise_exception, as Gemma's do) gets the system text at the head of the first user message. at_text_prompt_tokens tokenizes it: BOS
  * when the vocabulary asks for it and the text does not already start with it; special-token
  * text parsed only in template output (a user's document that says "<|im_end|>" stays text).
  *

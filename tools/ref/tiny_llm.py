@@ -6,6 +6,10 @@ independent PyTorch forward pass as the reference for tests/test-llm.c.
     tiny_llm.py OUTDIR --big    one llama of SmolLM-135M's shape (30 layers, dim 576, vocab
                                 49152, Q8_0, tied output) with a SentencePiece-style vocabulary,
                                 for `atelier bench text`; no reference
+    tiny_llm.py OUTDIR --big-1b Q
+                                the same for a llama of TinyLlama-1.1B's shape (22 layers, dim
+                                2048, 32 heads over 4 KV heads, FFN 5632, vocabulary 32000, own
+                                output) in Q (q8_0 or q4_0): big_1b_Q.gguf, about 1.2 or 0.6 GB
 
 For each model NAME it writes NAME.gguf and NAME.json:
   {"prompt": [ids], "logits": [[vocab floats] per prompt position],
@@ -378,13 +382,23 @@ def main():
     rng = np.random.default_rng(1234)
     base = {"arch": "llama", "vocab": 256, "dim": 64, "layers": 2, "heads": 4, "kv_heads": 2,
             "ffn": 128, "eps": 1e-5, "base": 10000.0}
-    if "--big" in sys.argv:
+    if "--big" in sys.argv or "--big-1b" in sys.argv:
         # SmolLM-135M's shape (the benchmark model of the writer issue): 30 layers, dim 576,
         # 9 heads over 3 KV heads, FFN 1536, vocabulary 49152, output tied to token_embd;
-        # Q8_0; a SentencePiece-style vocabulary so the tokenizer loads.
-        cfg = dict(base, vocab=49152, dim=576, layers=30, heads=9, kv_heads=3, ffn=1536)
+        # Q8_0. Or TinyLlama-1.1B's (the issue's larger one), in Q8_0 or Q4_0. A
+        # SentencePiece-style vocabulary so the tokenizer loads.
+        if "--big-1b" in sys.argv:
+            kind = sys.argv[sys.argv.index("--big-1b") + 1]
+            if kind not in ("q8_0", "q4_0"):
+                sys.exit("--big-1b takes q8_0 or q4_0")
+            cfg = dict(base, vocab=32000, dim=2048, layers=22, heads=32, kv_heads=4, ffn=5632)
+            name, tied = "big_1b_" + kind, False
+        else:
+            cfg = dict(base, vocab=49152, dim=576, layers=30, heads=9, kv_heads=3, ffn=1536)
+            name, kind, tied = "big_q8_0", "q8_0", True
         w = make_weights(rng, cfg)
-        kvs, tensors, _ = build_file(cfg, w, "q8_0", True)
+        kvs, tensors, _ = build_file(cfg, w, kind, tied)
+        del w
         tokens = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
         tokens += ["\u2581t%d" % i for i in range(cfg["vocab"] - len(tokens))]
         types = [2, 3, 3] + [6] * 256 + [1] * (cfg["vocab"] - 259)
@@ -392,7 +406,7 @@ def main():
                 ("tokenizer.ggml.tokens", T_ARRAY, (T_STRING, tokens)),
                 ("tokenizer.ggml.scores", T_ARRAY, (T_F32, [-float(i) for i in range(cfg["vocab"])])),
                 ("tokenizer.ggml.token_type", T_ARRAY, (T_I32, types))]
-        write_gguf(os.path.join(outdir, "big_q8_0.gguf"), kvs, tensors)
+        write_gguf(os.path.join(outdir, name + ".gguf"), kvs, tensors)
         return
     prompt = [int(t) for t in rng.integers(0, 256, 12)]
     w = make_weights(rng, base)
