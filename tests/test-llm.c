@@ -288,6 +288,39 @@ test_gemma2 (void)
   g_unsetenv ("ATELIER_LLM_CACHE_VIEW");
 }
 
+/* The end of the context: 40 tokens, then 20 more, whose chunk padded to 32 would pass the
+ * 64-token context and is cut (16, then 4). The last logits against the same 60 tokens fed
+ * one at a time (the decode graphs). */
+static void
+test_context_end (void)
+{
+  Ref r;
+  g_autoptr (AtLlm) m = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree float *batch = NULL, *single = NULL;
+  gint32 toks[60];
+
+  if (at_test_device () == NULL || !ref_load ("llama_f32", &r))
+    return;
+  m = open_model ("llama_f32", N_CTX, &error);
+  g_assert_no_error (error);
+  batch = g_new (float, r.n_vocab);
+  single = g_new (float, r.n_vocab);
+  for (guint i = 0; i < G_N_ELEMENTS (toks); i++)
+    toks[i] = (gint32) ((i * 37 + 11) % r.n_vocab);
+  g_assert_true (at_llm_eval (m, toks, 40, NULL, &error));
+  g_assert_true (at_llm_eval (m, toks + 40, 20, batch, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (at_llm_get_position (m), ==, 60);
+  at_llm_reset (m);
+  for (guint i = 0; i < G_N_ELEMENTS (toks); i++)
+    g_assert_true (at_llm_eval (m, &toks[i], 1, single, &error));
+  g_assert_no_error (error);
+  g_test_message ("context end: NMSE %.3g", at_nmse (single, batch, r.n_vocab));
+  g_assert_cmpfloat (at_nmse (single, batch, r.n_vocab), <, TOL_BATCH);
+  ref_clear (&r);
+}
+
 static void
 expect_open_error (const char *name, int code, const char *fragment)
 {
@@ -384,6 +417,7 @@ main (int argc, char **argv)
   g_test_add_func ("/models/llm/phi3", test_phi3);
   g_test_add_func ("/models/llm/gemma", test_gemma);
   g_test_add_func ("/models/llm/gemma2", test_gemma2);
+  g_test_add_func ("/models/llm/context-end", test_context_end);
   g_test_add_func ("/models/llm/errors", test_errors);
   g_test_add_func ("/models/llm/vocab-only", test_vocab_only);
   return g_test_run ();

@@ -4,9 +4,9 @@
  * KV cache: per layer one K and one V buffer, [n_ctx, kv_heads, head_dim] f32, bound into the
  * graphs as weights. The graph for n new tokens writes their roped keys and values into the
  * cache at the position (at_write_rows, which reads the position at run time), then attends
- * over the cache: with a single token the run-time kv_len (position + 1) hides the rows not
- * yet written; with several, a mask input says which rows each query sees (rows up to its own
- * position). A graph sees only a prefix of the cache, MIN_CACHE_VIEW rows doubled until it
+ * over the cache, causally: the run-time kv_len (the position after the new rows, padding
+ * included) hides the rows not yet written, and query i of n sees the rows up to kv_len - n + i,
+ * its own position. A graph sees only a prefix of the cache, MIN_CACHE_VIEW rows doubled until it
  * covers the new rows (one decode graph per such length, compiled when first needed), so
  * attention reads at most twice the rows in use. Prompt graphs are padded to a power of two:
  * the padding rows are written past the real ones, where the next tokens overwrite them before
@@ -16,10 +16,11 @@
  * gate, up as another (phi-3's own layout): fewer, fuller matrix-vector products per token
  * (ATELIER_LLM_STACK=0 turns that off, for tests).
  * Longer prompts run in chunks of MAX_BATCH tokens (ATELIER_LLM_BATCH=<n> for tests), which bounds
- * the mask ([n, n + cache rows] floats) and the activations.
- * Gemma 2's even layers attend over a sliding window of the last n_swa positions: the decode
- * graph tells the attention kernel the window, prompt graphs take a second mask for those
- * layers. Its every cache row is still kept (the odd layers see them all).
+ * the activations; near the end of the context a chunk is cut to a power of two so that its
+ * padding stays inside the context (the causal limit counts from kv_len, which the padding
+ * rows must not push past the cache).
+ * Gemma 2's even layers attend over a sliding window of the last n_swa positions (the attention
+ * kernels take the window). Its every cache row is still kept (the odd layers see them all).
  */
 #include "models/at-llm.h"
 
@@ -76,8 +77,7 @@ typedef struct
 {
   guint n, cache_len;
   AtGraph *graph;
-  AtTensor *tokens, *positions, *kv_len, *mask, *logits;
-  AtTensor *mask_swa;        /* gemma2 prompt graphs: the sliding-window layers' mask */
+  AtTensor *tokens, *positions, *kv_len, *logits;
   AtTensor *last;            /* prompt graphs: i32 [1], the row whose logits are wanted */
   guint64 last_use;
 } Step;
@@ -642,29 +642,20 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
   AtGraph *g;
   AtTensor *x, *freqs = NULL, *out_w;
   const gint64 n1[] = { n }, one[] = { 1 };
-  const gint64 mask_shape[] = { n, cache_len };
   const gint64 cache_shape[] = { cache_len, m->n_kv, m->head_dim };
   gint64 qd = (gint64) m->n_head * m->head_dim, kvd = (gint64) m->n_kv * m->head_dim;
   AtRopeMode mode = (m->arch == ARCH_LLAMA ? AT_ROPE_NORMAL : AT_ROPE_NEOX);
   gboolean gemma = (m->arch == ARCH_GEMMA || m->arch == ARCH_GEMMA2);
-  AtAttentionParams ap = { m->attn_scale, n == 1, 0, m->attn_softcap, 0 };
-  /* gemma2's sliding-window layers: the kernel keeps to the window of the one new token;
-   * several tokens take their own mask. */
-  AtAttentionParams ap_swa = { m->attn_scale, n == 1, 0, m->attn_softcap, n == 1 ? (int) m->n_swa : 0 };
+  AtAttentionParams ap = { m->attn_scale, TRUE, 0, m->attn_softcap, 0 };
+  /* gemma2's sliding-window layers. */
+  AtAttentionParams ap_swa = { m->attn_scale, TRUE, 0, m->attn_softcap, (int) m->n_swa };
 
   s->n = n;
   s->cache_len = cache_len;
   s->graph = g = at_graph_new (m->device);
   s->tokens = at_graph_input (g, "tokens", AT_DTYPE_I32, 1, n1);
   s->positions = at_graph_input (g, "positions", AT_DTYPE_I32, 1, n1);
-  if (n == 1)
-    s->kv_len = at_graph_input (g, "kv_len", AT_DTYPE_I32, 1, one);
-  else
-    {
-      s->mask = at_graph_input (g, "mask", AT_DTYPE_F32, 2, mask_shape);
-      if (m->n_swa > 0)
-        s->mask_swa = at_graph_input (g, "mask_swa", AT_DTYPE_F32, 2, mask_shape);
-    }
+  s->kv_len = at_graph_input (g, "kv_len", AT_DTYPE_I32, 1, one);
   if (m->has_rope_freqs)
     freqs = weight_tensor (g, &m->rope_freqs);
 
@@ -738,8 +729,7 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
           v = at_transpose (g, at_write_rows (g, vc, v, s->positions), 0, 1);
         }
       /* q [n, H, hd] -> [H, n, hd]. */
-      att = at_attention (g, at_transpose (g, q, 0, 1), k, v, swa ? s->mask_swa : s->mask,
-                          s->kv_len, swa ? &ap_swa : &ap);
+      att = at_attention (g, at_transpose (g, q, 0, 1), k, v, NULL, s->kv_len, swa ? &ap_swa : &ap);
       att = at_reshape (g, att, 2, (gint64[]){ n, qd });
       if (m->arch == ARCH_GEMMA2) /* normed before the residual */
         x = at_add (g, x, at_rms_norm (g, at_matmul (g, att, weight_tensor (g, &L->o)),
@@ -865,7 +855,6 @@ eval_chunk (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError 
 {
   Step *s;
   g_autofree gint32 *positions = NULL;
-  g_autofree float *mask = NULL, *mask_swa = NULL;
   g_autofree gint32 *padded = NULL;
   gint32 one_pos, kv_len, last = (gint32) n - 1;
   guint n_pad;
@@ -883,35 +872,25 @@ eval_chunk (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError 
     }
   else
     {
-      gsize cols = s->cache_len;
-      /* Padding rows: token 0 at the following positions; no real query sees them (their
-       * columns lie right of its diagonal), and the next tokens overwrite their keys. */
+      /* Padding rows: token 0 at the following positions; no real query sees them (they lie
+       * after its own position), and the next tokens overwrite their keys. The queries are the
+       * last n_pad of kv_len rows, so each sees the rows up to its own position; the caller
+       * keeps pos + n_pad within the context, so the cache view holds them all. */
+      if (m->pos + n_pad > s->cache_len)
+        {
+          g_set_error (error, AT_ERROR, AT_ERROR_INVALID, "%u tokens padded to %u at %u exceed the %u-row cache view",
+                       n, n_pad, m->pos, s->cache_len);
+          return FALSE;
+        }
       padded = g_new0 (gint32, n_pad);
       memcpy (padded, tokens, n * sizeof (gint32));
       tokens = padded;
       positions = g_new (gint32, n_pad);
-      mask = g_new (float, (gsize) n_pad * cols);
-      if (s->mask_swa != NULL)
-        mask_swa = g_new (float, (gsize) n_pad * cols);
       for (guint i = 0; i < n_pad; i++)
-        {
-          positions[i] = (gint32) (m->pos + i);
-          /* Columns are cache rows: a query sees those up to its own position (and in a
-           * sliding window, only the last n_swa of them). */
-          for (gsize j = 0; j < cols; j++)
-            {
-              mask[i * cols + j] = j <= m->pos + i ? 0.0f : -INFINITY;
-              if (mask_swa != NULL)
-                mask_swa[i * cols + j] = j <= m->pos + i && m->pos + i - j < m->n_swa ? 0.0f : -INFINITY;
-            }
-        }
-      if (mask_swa != NULL
-          && !at_graph_set_input (s->graph, s->mask_swa, mask_swa,
-                                  (gsize) n_pad * cols * sizeof (float), error))
-        return FALSE;
+        positions[i] = (gint32) (m->pos + i);
+      kv_len = (gint32) (m->pos + n_pad);
       if (!at_graph_set_input (s->graph, s->positions, positions, n_pad * sizeof (gint32), error)
-          || !at_graph_set_input (s->graph, s->mask, mask, (gsize) n_pad * cols * sizeof (float),
-                                  error)
+          || !at_graph_set_input (s->graph, s->kv_len, &kv_len, sizeof kv_len, error)
           || !at_graph_set_input (s->graph, s->last, &last, sizeof last, error))
         return FALSE;
     }
@@ -953,7 +932,14 @@ at_llm_eval (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError
       }
   for (guint done = 0; done < n;)
     {
-      guint chunk = MIN (n - done, m->max_batch);
+      guint chunk = MIN (n - done, m->max_batch), pad = 1;
+
+      /* A chunk padded past the context is cut to the largest power of two that fits. */
+      while (pad < chunk)
+        pad *= 2;
+      if (m->pos + pad > m->n_ctx)
+        for (chunk = 1; 2 * chunk <= m->n_ctx - m->pos; chunk *= 2)
+          ;
       if (!eval_chunk (m, tokens + done, chunk, done + chunk == n ? logits_last : NULL, error))
         {
           m->pos = start;
