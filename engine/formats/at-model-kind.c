@@ -403,7 +403,8 @@ recognize_gguf (Ctx *c, AtGguf *g)
     if (strcmp (arch, supported[i]) == 0)
       info->supported = TRUE;
   note (c, "general.architecture is \"%s\"%s", arch,
-        info->supported ? "" : ", an architecture Atelier does not run (llama, qwen2, phi3, gemma, gemma2 are)");
+        info->supported ? ""
+                        : ", an architecture Atelier does not run (llama, qwen2, phi3, gemma, gemma2 are)");
   if (name != NULL)
     set_string (c, "name", name);
   for (guint i = 0; i < G_N_ELEMENTS (gguf_llm_keys); i++)

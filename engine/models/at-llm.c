@@ -585,7 +585,8 @@ at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, GError **error)
     {
       g_autofree char *shown = g_utf8_make_valid (arch, -1);
       at_file_error_code (error, AT_ERROR_UNSUPPORTED, file,
-                          "architecture \"%s\" is not supported (llama, qwen2, phi3, gemma, gemma2)", shown);
+                          "architecture \"%s\" is not supported (llama, qwen2, phi3, gemma, gemma2)",
+                          shown);
       return NULL;
     }
   m = g_new0 (AtLlm, 1);
@@ -878,8 +879,9 @@ eval_chunk (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError 
        * keeps pos + n_pad within the context, so the cache view holds them all. */
       if (m->pos + n_pad > s->cache_len)
         {
-          g_set_error (error, AT_ERROR, AT_ERROR_INVALID, "%u tokens padded to %u at %u exceed the %u-row cache view",
-                       n, n_pad, m->pos, s->cache_len);
+          g_set_error (error, AT_ERROR, AT_ERROR_INVALID,
+                       "%u tokens padded to %u at %u exceed the %u-row cache view", n, n_pad, m->pos,
+                       s->cache_len);
           return FALSE;
         }
       padded = g_new0 (gint32, n_pad);

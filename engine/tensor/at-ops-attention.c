@@ -118,14 +118,15 @@ choose_tiles (const AtDeviceInfo *info, gint64 d, gint64 rows, Tiles *t)
 
 /* Whether attention_decode.comp takes this attention (the caller also needs f32 K and V in
  * texel views, rows on whole texels): one query position on a CPU device, no mask, no split,
- * at most DECODE_GMAX query heads per kv head, a row in at most 8 texels a lane. ATELIER_ATTENTION_DECODE=0 turns it off (tests
- * compare both kernels). */
+ * at most DECODE_GMAX query heads per kv head, a row in at most 8 texels a lane.
+ * ATELIER_ATTENTION_DECODE=0 turns it off (tests compare both kernels). */
 #define DECODE_GMAX 8
 static gboolean
 decode_kernel (const AtDeviceInfo *info, const Dims *n, const AttnParams *p)
 {
   return info->type == VK_PHYSICAL_DEVICE_TYPE_CPU && n->lq == 1 && n->d % 4 == 0
-         && n->d <= 32 * (gint64) info->subgroup_size && n->hq / n->hkv <= DECODE_GMAX && info->subgroup_size >= 4 && info->subgroup_size <= 16
+         && n->d <= 32 * (gint64) info->subgroup_size && n->hq / n->hkv <= DECODE_GMAX
+         && info->subgroup_size >= 4 && info->subgroup_size <= 16
          && p->mask_src < 0 && p->n_splits <= 1
          && g_strcmp0 (g_getenv ("ATELIER_ATTENTION_DECODE"), "0") != 0;
 }
