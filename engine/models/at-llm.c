@@ -636,6 +636,17 @@ heads_view (AtGraph *g, AtTensor *x, guint n, guint heads, guint hd, gint64 row_
   return at_view (g, x, 3, shape, stride, offset);
 }
 
+/* x + h w^T, the residual of a block's output h w^T: in one dispatch (at_matmul_add), or, where
+ * the layer norms the block's output first (gemma2's `post`), through that norm. */
+static AtTensor *
+add_block_output (AtLlm *m, AtGraph *g, AtTensor *x, AtTensor *h, const Weight *w, const Weight *post)
+{
+  if (post->buffer == NULL)
+    return at_matmul_add (g, h, weight_tensor (g, w), x);
+  return at_add (g, x, at_rms_norm (g, at_matmul (g, h, weight_tensor (g, w)), weight_tensor (g, post),
+                                    m->eps));
+}
+
 static Step *
 build_step (AtLlm *m, guint n, guint cache_len, GError **error)
 {
@@ -732,11 +743,7 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       /* q [n, H, hd] -> [H, n, hd]. */
       att = at_attention (g, at_transpose (g, q, 0, 1), k, v, NULL, s->kv_len, swa ? &ap_swa : &ap);
       att = at_reshape (g, att, 2, (gint64[]){ n, qd });
-      if (m->arch == ARCH_GEMMA2) /* normed before the residual */
-        x = at_add (g, x, at_rms_norm (g, at_matmul (g, att, weight_tensor (g, &L->o)),
-                                       weight_tensor (g, &L->post_attn_norm), m->eps));
-      else
-        x = at_matmul_add (g, att, weight_tensor (g, &L->o), x); /* the residual, in one dispatch */
+      x = add_block_output (m, g, x, att, &L->o, &L->post_attn_norm);
 
       fn = weight_tensor (g, &L->ffn_norm);
       if (gemma)
@@ -752,11 +759,7 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
               ff = at_glu_pair (g, at_matmul (g, h, weight_tensor (g, &L->gate)),
                                 at_matmul (g, h, weight_tensor (g, &L->up)), AT_GLU_GELU_TANH);
             }
-          if (m->arch == ARCH_GEMMA2)
-            x = at_add (g, x, at_rms_norm (g, at_matmul (g, ff, weight_tensor (g, &L->down)),
-                                           weight_tensor (g, &L->post_ffn_norm), m->eps));
-          else
-            x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
+          x = add_block_output (m, g, x, ff, &L->down, &L->post_ffn_norm);
         }
       /* SwiGLU, the down projection and the residual: one dispatch where the rows kernel
        * takes it (gate and up stacked, phi-3's own layout), else glu and the product. */
@@ -774,7 +777,7 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
               AtTensor *h = at_rms_norm (g, x, fn, m->eps);
               ff = at_swiglu (g, at_matmul (g, h, wg), at_matmul (g, h, wu));
             }
-          x = at_matmul_add (g, ff, weight_tensor (g, &L->down), x);
+          x = add_block_output (m, g, x, ff, &L->down, &L->post_ffn_norm);
         }
     }
   /* Only the last position's logits. */
@@ -800,18 +803,27 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
   return s;
 }
 
+/* The rows a graph for n tokens takes: n padded to a power of two. */
+static guint
+padded_len (guint n)
+{
+  guint n_pad = 1;
+
+  while (n_pad < n)
+    n_pad *= 2;
+  return n_pad;
+}
+
 /* The graph for `n` tokens at the current position: prompts are padded to a power of two so
  * that a few compiled graphs serve every length. */
 static Step *
 get_step (AtLlm *m, guint n, GError **error)
 {
   Step **slot = NULL;
-  guint n_pad = 1;
+  guint n_pad = padded_len (n);
   guint cache_len = MIN (m->min_cache_view, m->n_ctx);
   int k = 0;
 
-  while (n_pad < n)
-    n_pad *= 2;
   /* The view holds the new rows too (those that fit the context). */
   while (cache_len < MIN (m->pos + n_pad, m->n_ctx))
     {
@@ -863,39 +875,38 @@ eval_chunk (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError 
   if ((s = get_step (m, n, error)) == NULL)
     return FALSE;
   n_pad = s->n;
+  /* The queries are the last n_pad of kv_len rows, so each sees the rows up to its own
+   * position; the caller keeps pos + n_pad within the context, so the cache view holds them. */
+  if (m->pos + n_pad > s->cache_len)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_INVALID,
+                   "%u tokens padded to %u at %u exceed the %u-row cache view", n, n_pad, m->pos,
+                   s->cache_len);
+      return FALSE;
+    }
+  kv_len = (gint32) (m->pos + n_pad);
   if (n == 1)
     {
       one_pos = (gint32) m->pos;
-      kv_len = (gint32) m->pos + 1;
-      if (!at_graph_set_input (s->graph, s->positions, &one_pos, sizeof one_pos, error)
-          || !at_graph_set_input (s->graph, s->kv_len, &kv_len, sizeof kv_len, error))
+      if (!at_graph_set_input (s->graph, s->positions, &one_pos, sizeof one_pos, error))
         return FALSE;
     }
   else
     {
       /* Padding rows: token 0 at the following positions; no real query sees them (they lie
-       * after its own position), and the next tokens overwrite their keys. The queries are the
-       * last n_pad of kv_len rows, so each sees the rows up to its own position; the caller
-       * keeps pos + n_pad within the context, so the cache view holds them all. */
-      if (m->pos + n_pad > s->cache_len)
-        {
-          g_set_error (error, AT_ERROR, AT_ERROR_INVALID,
-                       "%u tokens padded to %u at %u exceed the %u-row cache view", n, n_pad, m->pos,
-                       s->cache_len);
-          return FALSE;
-        }
+       * after its own position), and the next tokens overwrite their keys. */
       padded = g_new0 (gint32, n_pad);
       memcpy (padded, tokens, n * sizeof (gint32));
       tokens = padded;
       positions = g_new (gint32, n_pad);
       for (guint i = 0; i < n_pad; i++)
         positions[i] = (gint32) (m->pos + i);
-      kv_len = (gint32) (m->pos + n_pad);
       if (!at_graph_set_input (s->graph, s->positions, positions, n_pad * sizeof (gint32), error)
-          || !at_graph_set_input (s->graph, s->kv_len, &kv_len, sizeof kv_len, error)
           || !at_graph_set_input (s->graph, s->last, &last, sizeof last, error))
         return FALSE;
     }
+  if (!at_graph_set_input (s->graph, s->kv_len, &kv_len, sizeof kv_len, error))
+    return FALSE;
   if (!at_graph_set_input (s->graph, s->tokens, tokens, n_pad * sizeof (gint32), error)
       || !at_graph_run (s->graph, error))
     return FALSE;
@@ -934,12 +945,10 @@ at_llm_eval (AtLlm *m, const gint32 *tokens, guint n, float *logits_last, GError
       }
   for (guint done = 0; done < n;)
     {
-      guint chunk = MIN (n - done, m->max_batch), pad = 1;
+      guint chunk = MIN (n - done, m->max_batch);
 
       /* A chunk padded past the context is cut to the largest power of two that fits. */
-      while (pad < chunk)
-        pad *= 2;
-      if (m->pos + pad > m->n_ctx)
+      if (m->pos + padded_len (chunk) > m->n_ctx)
         for (chunk = 1; 2 * chunk <= m->n_ctx - m->pos; chunk *= 2)
           ;
       if (!eval_chunk (m, tokens + done, chunk, done + chunk == n ? logits_last : NULL, error))
