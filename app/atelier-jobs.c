@@ -97,6 +97,8 @@ struct _AtelierJobQueue
   GSource *probe;
   gint64 probe_expected; /* when the probe should fire next (monotonic µs) */
   GArray *lateness;      /* gint64 µs, the current job's ticks */
+  gint64 probe_started;  /* when the current job started (monotonic µs) */
+  gint64 job_worst, job_worst_at; /* its worst tick, and when (µs after the start) */
   gint64 max_latency;
 };
 
@@ -564,6 +566,11 @@ probe_cb (gpointer data)
 
   g_array_append_val (self->lateness, late);
   self->max_latency = MAX (self->max_latency, late);
+  if (late > self->job_worst)
+    {
+      self->job_worst = late;
+      self->job_worst_at = now - self->probe_started;
+    }
   self->probe_expected = now + PROBE_INTERVAL_MS * 1000;
   return G_SOURCE_CONTINUE;
 }
@@ -577,7 +584,9 @@ probe_start (AtelierJobQueue *self)
   self->probe = g_timeout_source_new (PROBE_INTERVAL_MS);
   g_source_set_static_name (self->probe, "[atelier] main loop latency probe");
   g_source_set_callback (self->probe, probe_cb, self, NULL);
-  self->probe_expected = g_get_monotonic_time () + PROBE_INTERVAL_MS * 1000;
+  self->probe_started = g_get_monotonic_time ();
+  self->probe_expected = self->probe_started + PROBE_INTERVAL_MS * 1000;
+  self->job_worst = self->job_worst_at = 0;
   g_source_attach (self->probe, self->context);
 }
 
@@ -592,7 +601,7 @@ cmp_gint64 (gconstpointer a, gconstpointer b)
 static void
 probe_stop (AtelierJobQueue *self, AtelierJob *job)
 {
-  gint64 worst, p99;
+  gint64 p99;
   guint n;
 
   if (self->probe == NULL)
@@ -603,14 +612,13 @@ probe_stop (AtelierJobQueue *self, AtelierJob *job)
   if (n > 0)
     {
       g_array_sort (self->lateness, cmp_gint64);
-      worst = g_array_index (self->lateness, gint64, n - 1);
       /* The nearest-rank 99th percentile. */
       p99 = g_array_index (self->lateness, gint64, MIN (n - 1, (n * 99 + 99) / 100 - 1));
     }
   else
-    worst = p99 = 0;
-  fprintf (stderr, "job \"%s\": main loop latency worst %.1f ms, p99 %.1f ms over %u ticks\n", job->title,
-           worst / 1000.0, p99 / 1000.0, n);
+    p99 = 0;
+  fprintf (stderr, "job \"%s\": main loop latency worst %.1f ms, p99 %.1f ms over %u ticks (the worst %.0f ms after the start)\n",
+           job->title, self->job_worst / 1000.0, p99 / 1000.0, n, self->job_worst_at / 1000.0);
 }
 
 /* Starts the first queued job, skipping (ending) any that were cancelled meanwhile. */
