@@ -617,7 +617,9 @@ probe_stop (AtelierJobQueue *self, AtelierJob *job)
     }
   else
     p99 = 0;
-  fprintf (stderr, "job \"%s\": main loop latency worst %.1f ms, p99 %.1f ms over %u ticks (the worst %.0f ms after the start)\n",
+  fprintf (stderr,
+           "job \"%s\": main loop latency worst %.1f ms, p99 %.1f ms over %u ticks"
+           " (the worst %.0f ms after the start)\n",
            job->title, self->job_worst / 1000.0, p99 / 1000.0, n, self->job_worst_at / 1000.0);
 }
 

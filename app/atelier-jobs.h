@@ -10,8 +10,8 @@
  * never runs; a running one sees its GCancellable fire and ends at its next check.
  *
  * With ATELIER_PROFILE=1 the queue measures the main loop's latency while a job runs (a timer
- * every 5 ms, how late it fires) and prints the worst and the 99th percentile to stderr when
- * the job ends. */
+ * every 5 ms, how late it fires) and prints the worst, when it came, and the 99th percentile
+ * to stderr when the job ends. */
 #pragma once
 
 #include <gio/gio.h>

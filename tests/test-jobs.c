@@ -501,7 +501,8 @@ test_profile (void)
     }
   g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
   g_test_trap_assert_passed ();
-  g_test_trap_assert_stderr ("*job \"busy\": main loop latency worst *.* ms, p99 *.* ms over * ticks (the worst * ms after the start)*");
+  g_test_trap_assert_stderr ("*job \"busy\": main loop latency worst *.* ms, p99 *.* ms over * ticks"
+                             " (the worst * ms after the start)*");
 }
 
 static void
