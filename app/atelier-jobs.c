@@ -746,6 +746,9 @@ atelier_job_queue_push (AtelierJobQueue *self, AtelierJob *job)
   g_ptr_array_add (self->jobs, g_object_ref (job));
   g_list_model_items_changed (G_LIST_MODEL (self), self->jobs->len - 1, 0, 1);
   queue_start_next (self);
+  /* Cancelled before it was pushed: it ends now, as it would have waiting in the queue. */
+  if (job->state == ATELIER_JOB_QUEUED && g_cancellable_is_cancelled (job->cancellable))
+    atelier_job_cancel (job);
 }
 
 AtelierJob *

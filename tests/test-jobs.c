@@ -587,11 +587,25 @@ test_cancel_before_push (void)
   gboolean ran = FALSE;
   g_autoptr (AtelierJob) job = atelier_job_new ("early", mark_ran_func, &ran, NULL);
 
+  gboolean a_started = FALSE, late_ran = FALSE;
+  g_autoptr (AtelierJob) a = atelier_job_new ("a", until_cancelled_func, &a_started, NULL);
+  g_autoptr (AtelierJob) late = atelier_job_new ("late", mark_ran_func, &late_ran, NULL);
+
   atelier_job_cancel (job);
   atelier_job_queue_push (queue, job);
   g_assert_cmpint (atelier_job_get_state (job), ==, ATELIER_JOB_CANCELLED);
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (queue)), ==, 0);
   g_assert_false (ran);
+
+  /* Behind a running job, it does not wait for that one to end. */
+  atelier_job_queue_push (queue, a);
+  atelier_job_cancel (late);
+  atelier_job_queue_push (queue, late);
+  g_assert_cmpint (atelier_job_get_state (late), ==, ATELIER_JOB_CANCELLED);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (queue)), ==, 1);
+  atelier_job_cancel (a);
+  wait_job (a);
+  g_assert_false (g_atomic_int_get (&late_ran));
 }
 
 int

@@ -636,6 +636,11 @@ assistant_keys_activate_cb (GApplication *gapp, gpointer data)
   job = atelier_write_page_get_job (k->page);
   g_assert_cmpint (atelier_job_get_state (job), ==, ATELIER_JOB_QUEUED);
   g_assert_false (gtk_text_view_get_editable (k->editor));
+  /* New stays enabled (its button keeps still when a job starts) but refuses, and says why. */
+  k->expect = "Stop the running proposal first";
+  press_expect (k, "ctrl+n", toast_shown, k, "New under a running proposal says to stop it");
+  k->expect = document;
+  g_assert_true (buffer_is (k));
   press_expect (k, "Escape", job_stopped, k->page, "Stop cancels the waiting job");
   blocker_release (&b);
   g_assert_true (at_ui_wait_for (job_finished, blocker, 20));

@@ -25,6 +25,10 @@ struct _AtelierWritePage
   AtelierApplication *app; /* not a reference: the application outlives its windows */
   GSimpleActionGroup *actions;
   GCancellable *cancellable;
+  /* the job waiting for its first frame (push_after_frame) */
+  GdkFrameClock *push_clock;
+  gulong push_handler;
+  guint push_timeout;
 
   /* the editor */
   GtkTextView *editor;
@@ -109,14 +113,18 @@ set_enabled (AtelierWritePage *self, const char *name, gboolean on)
                                on);
 }
 
-/* Which actions make sense now: one proposal at a time, and the editor frozen under it. */
+/* Which actions make sense now: one proposal at a time, and the editor frozen under it. New
+ * and Open stay enabled and refuse with a toast while a proposal runs (leave_proposal below):
+ * turned insensitive at the editor's top left as a job started, they made its first frame
+ * repaint the whole window (the X11 cairo renderer paints the extents of all damage). */
 static void
 update_state (AtelierWritePage *self)
 {
   gboolean running = self->job != NULL && !atelier_job_is_finished (self->job);
   gboolean pending = !running && self->result != NULL;
   gboolean free_ = !running && !pending;
-  static const char *const asks[] = { "continue", "rewrite", "summarize", "brainstorm", "new-chat", "new", "open" };
+  static const char *const asks[] = { "continue", "rewrite", "summarize", "brainstorm",
+                                       "new-chat" };
 
   for (guint i = 0; i < G_N_ELEMENTS (asks); i++)
     set_enabled (self, asks[i], free_);
@@ -520,6 +528,21 @@ atelier_write_page_confirm_unsaved (AtelierWritePage *self, AtelierWritePageThen
   gtk_window_present (GTK_WINDOW (dialog));
 }
 
+static void finish_proposal (AtelierWritePage *self, const char *outcome);
+
+gboolean
+atelier_write_page_leave_proposal (AtelierWritePage *self)
+{
+  if (self->job != NULL && !atelier_job_is_finished (self->job))
+    {
+      toast (self, _("Stop the running proposal first"), NULL, NULL);
+      return FALSE;
+    }
+  if (self->result != NULL)
+    finish_proposal (self, "discarded");
+  return TRUE;
+}
+
 static void
 new_then (AtelierWritePage *self, gpointer data)
 {
@@ -529,7 +552,8 @@ new_then (AtelierWritePage *self, gpointer data)
 static void
 new_action (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  atelier_write_page_confirm_unsaved (data, new_then, NULL, NULL);
+  if (atelier_write_page_leave_proposal (data))
+    atelier_write_page_confirm_unsaved (data, new_then, NULL, NULL);
 }
 
 static void
@@ -541,7 +565,8 @@ open_then (AtelierWritePage *self, gpointer data)
 static void
 open_action (GSimpleAction *a, GVariant *p, gpointer data)
 {
-  atelier_write_page_confirm_unsaved (data, open_then, NULL, NULL);
+  if (atelier_write_page_leave_proposal (data))
+    atelier_write_page_confirm_unsaved (data, open_then, NULL, NULL);
 }
 
 static void
@@ -906,6 +931,52 @@ job_finished_cb (AtelierJob *job, gpointer data)
 }
 
 static void
+push_cancel (AtelierWritePage *self)
+{
+  if (self->push_clock != NULL)
+    g_clear_signal_handler (&self->push_handler, self->push_clock);
+  g_clear_object (&self->push_clock);
+  g_clear_handle_id (&self->push_timeout, g_source_remove);
+}
+
+static void
+push_now (AtelierWritePage *self)
+{
+  push_cancel (self);
+  atelier_job_queue_push (atelier_application_get_jobs (self->app), self->job);
+}
+
+static gboolean
+push_timeout_cb (gpointer data)
+{
+  AtelierWritePage *self = data;
+
+  self->push_timeout = 0;
+  push_now (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* The job goes to the queue once the frame showing it started is drawn: that frame (actions
+ * turning insensitive, the status, the sidebar repainted) then has the CPU to itself, not a
+ * share of it beside a model loading on a CPU device, and no main-loop tick waits for it. A
+ * window that draws no frames (hidden, or not mapped yet) starts it within 50 ms anyway. */
+static void
+push_after_frame (AtelierWritePage *self)
+{
+  GdkFrameClock *clock = gtk_widget_get_frame_clock (GTK_WIDGET (self));
+
+  if (clock == NULL)
+    {
+      push_now (self);
+      return;
+    }
+  self->push_clock = g_object_ref (clock);
+  self->push_handler = g_signal_connect_swapped (clock, "after-paint", G_CALLBACK (push_now), self);
+  self->push_timeout = g_timeout_add (50, push_timeout_cb, self);
+  gdk_frame_clock_request_phase (clock, GDK_FRAME_CLOCK_PHASE_PAINT);
+}
+
+static void
 start_job (AtelierWritePage *self, AtelierWriteRequest *request)
 {
   AtelierStore *store = store_of (self);
@@ -947,8 +1018,8 @@ start_job (AtelierWritePage *self, AtelierWriteRequest *request)
   else
     gtk_stack_set_visible_child_name (self->side_stack, "proposal");
   gtk_label_set_text (self->status_label, _("Waiting for the model"));
-  atelier_job_queue_push (atelier_application_get_jobs (self->app), self->job);
   update_state (self);
+  push_after_frame (self);
 }
 
 /* The request for `action` from the editor and the sidebar; NULL (and a toast) when it cannot
@@ -1176,13 +1247,8 @@ atelier_write_page_open_item (AtelierWritePage *self, const AtelierItem *item)
   const AtelierAsset *asset = atelier_item_get_asset (item, proposal ? "input" : "main");
   g_autoptr (GFile) file = NULL;
 
-  if (self->job != NULL && !atelier_job_is_finished (self->job))
-    {
-      toast (self, _("Stop the running proposal first"), NULL, NULL);
-      return;
-    }
-  if (self->result != NULL)
-    finish_proposal (self, "discarded");
+  if (!atelier_write_page_leave_proposal (self))
+    return;
   if (proposal)
     {
       /* The settings it was made with, so Continue (or Rewrite) runs it again. */
@@ -1526,6 +1592,7 @@ atelier_write_page_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_cancellable_cancel (self->scan);
+  push_cancel (self); /* a job not started yet never starts */
   if (self->job != NULL)
     atelier_job_cancel (self->job);
   g_clear_object (&self->job);

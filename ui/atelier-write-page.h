@@ -19,6 +19,9 @@ G_DECLARE_FINAL_TYPE (AtelierWritePage, atelier_write_page, ATELIER, WRITE_PAGE,
 /* Called once by the window: the page's jobs, writer and store come from `app`. */
 void atelier_write_page_attach (AtelierWritePage *self, AtelierApplication *app);
 void atelier_write_page_open_file (AtelierWritePage *self, GFile *file);
+/* Before the document is replaced: FALSE (and a toast) while a proposal runs; a proposal waiting
+ * for Accept or Discard is discarded, and kept in the history as such. */
+gboolean atelier_write_page_leave_proposal (AtelierWritePage *self);
 /* A text item from the history: a document state opens in the editor; a proposal opens the
  * document it came from with its settings restored. */
 void atelier_write_page_open_item (AtelierWritePage *self, const AtelierItem *item);
