@@ -56,11 +56,13 @@ void atelier_bench_report (JsonBuilder *b, gboolean json, const char *name, cons
                            double anchor);
 void atelier_bench_report_vs (JsonBuilder *b, gboolean json, const char *name, const char *unit,
                               double figure, double anchor, const char *anchor_name);
-/* `atelier bench text --model FILE`: a language model's prompt and generation speed
- * (atelier-bench-text.c), against llama.cpp's CPU backend measured by `llama_bench` (a
- * llama-bench binary; NULL: $ATELIER_LLAMA_BENCH or llama-bench on PATH) unless `no_anchors`. */
+/* `atelier bench text --model FILE`: a language model's prompt and generation speed and its
+ * device memory (atelier-bench-text.c), with a KV cache of `kv_type` ("f16" or "f32"; NULL:
+ * f16), against llama.cpp's CPU backend measured by `llama_bench` (a llama-bench binary; NULL:
+ * $ATELIER_LLAMA_BENCH or llama-bench on PATH) unless `no_anchors`. */
 int atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,
-                        const char *model_path, const char *llama_bench, gboolean no_anchors);
+                        const char *model_path, const char *kv_type, const char *llama_bench,
+                        gboolean no_anchors);
 
 /* Helpers for case builders: a random input or weight of this shape and dtype. */
 AtTensor *at_bench_input (AtGraph *g, const char *name, AtDtype dtype, int ndim, const gint64 *shape,

@@ -220,7 +220,10 @@ void
 atelier_bench_report_vs (JsonBuilder *b, gboolean json, const char *name, const char *unit,
                          double figure, double anchor, const char *anchor_name)
 {
-  const char *shown = strcmp (unit, "gbps") == 0 ? "GB/s" : strcmp (unit, "tokens_per_s") == 0 ? "tokens/s" : unit;
+  const char *shown = strcmp (unit, "gbps") == 0           ? "GB/s"
+                      : strcmp (unit, "tokens_per_s") == 0 ? "tokens/s"
+                      : strcmp (unit, "mib") == 0          ? "MiB"
+                                                           : unit;
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "case");

@@ -166,7 +166,8 @@ llama_anchor (JsonBuilder *b, gboolean json, const char *given, const char *mode
 
 int
 atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,
-                    const char *model_path, const char *llama_bench, gboolean no_anchors)
+                    const char *model_path, const char *kv_type, const char *llama_bench,
+                    gboolean no_anchors)
 {
   LlamaAnchor anchor = { 0 };
   g_autoptr (GError) error = NULL;
@@ -180,13 +181,19 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
   AtCompleteStats stats;
   AtGguf *gguf;
   AtTensorSet *set;
-  guint64 weight_bytes = 0;
+  guint64 weight_bytes = 0, mem_weights, mem_kv, mem_act;
+  AtDtype kv_dtype = AT_DTYPE_F16;
   guint n_prompt = quick ? 128 : PROMPT_TOKENS, n_gen = quick ? 32 : GEN_TOKENS, n_vocab;
   char name[128];
 
   if (model_path == NULL)
     {
       fprintf (stderr, "atelier bench text: say which model: --model FILE.gguf\n");
+      return 2;
+    }
+  if (kv_type != NULL && !at_llm_parse_kv_dtype (kv_type, &kv_dtype))
+    {
+      fprintf (stderr, "atelier bench text: --kv-type is f16 or f32, not \"%s\"\n", kv_type);
       return 2;
     }
   if ((file = at_model_file_open (model_path, &error)) == NULL)
@@ -197,7 +204,7 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
       goto fail;
     }
   if ((tok = at_tokenizer_new_from_gguf (gguf, &error)) == NULL
-      || (llm = at_llm_new (dev, gguf, n_prompt + n_gen + 8, &error)) == NULL)
+      || (llm = at_llm_new (dev, gguf, n_prompt + n_gen + 8, kv_dtype, &error)) == NULL)
     goto fail;
   set = at_gguf_get_tensors (gguf);
   for (guint i = 0; i < at_tensor_set_get_n_tensors (set); i++)
@@ -240,7 +247,8 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
       median_s = g_array_index (times, gint64, times->len / 2) / 1e6;
     }
   if (!json)
-    printf ("model: %s (%s, %.1f MiB of weights)\n", model_path, at_llm_get_arch (llm), weight_bytes / 1048576.0);
+    printf ("model: %s (%s, %.1f MiB of weights, %s KV cache)\n", model_path, at_llm_get_arch (llm),
+            weight_bytes / 1048576.0, at_llm_get_kv_dtype (llm) == AT_DTYPE_F16 ? "f16" : "f32");
   g_snprintf (name, sizeof name, "prompt, %u tokens", stats.prompt_tokens);
   atelier_bench_report_vs (b, json, name, "tokens_per_s",
                            stats.prompt_tokens / MAX (stats.prompt_seconds, 1e-9), anchor.prompt,
@@ -256,6 +264,12 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
                         weight_bytes * (double) stats.generated_tokens / MAX (stats.generate_seconds, 1e-9) / 1e9,
                         stream_read);
   atelier_bench_report (b, json, "time to first token", "ms", stats.first_token_seconds * 1e3, 0);
+  /* Device memory: weights, the KV cache for this run's context, the graphs' arenas. */
+  at_llm_get_memory (llm, &mem_weights, &mem_kv, &mem_act);
+  atelier_bench_report (b, json, "device memory, weights", "mib", mem_weights / 1048576.0, 0);
+  g_snprintf (name, sizeof name, "device memory, KV cache (%u tokens)", at_llm_get_n_ctx (llm));
+  atelier_bench_report (b, json, name, "mib", mem_kv / 1048576.0, 0);
+  atelier_bench_report (b, json, "device memory, activations", "mib", mem_act / 1048576.0, 0);
   /* ATELIER_PROFILE=1: where the GPU time went, op by op. */
   if (at_profile_enabled ())
     at_llm_print_profile (llm, stderr);

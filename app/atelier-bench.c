@@ -96,7 +96,7 @@ int
 atelier_cmd_bench (int argc, char **argv)
 {
   gboolean json = FALSE, quick = FALSE, no_anchors = FALSE, models = FALSE, text = FALSE;
-  g_autofree char *model_path = NULL, *llama_bench = NULL;
+  g_autofree char *model_path = NULL, *llama_bench = NULL, *kv_type = NULL;
   double sgemm_2048 = 0, stream_read = 0;
   g_autofree char *blas = NULL;
   g_autofree char *filter = NULL;
@@ -109,6 +109,8 @@ atelier_cmd_bench (int argc, char **argv)
     { "llama-bench", 0, 0, G_OPTION_ARG_FILENAME, &llama_bench,
       "llama.cpp's llama-bench, the anchor of bench text (default: $ATELIER_LLAMA_BENCH, or on PATH)",
       "PATH" },
+    { "kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_type, "The KV cache's type (bench text): f16 (default) or f32",
+      "TYPE" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("ops|models|text - measure the engine");
@@ -187,7 +189,8 @@ atelier_cmd_bench (int argc, char **argv)
     }
 
   if (text)
-    status = atelier_bench_text (dev, b, json, quick, stream_read, model_path, llama_bench, no_anchors);
+    status = atelier_bench_text (dev, b, json, quick, stream_read, model_path, kv_type, llama_bench,
+                                 no_anchors);
   else if (models)
     status = atelier_bench_models (dev, b, json, quick, stream_read);
   for (guint l = 0; !models && at_bench_case_lists[l] != NULL; l++)

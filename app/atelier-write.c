@@ -101,7 +101,7 @@ int
 atelier_cmd_write (int argc, char **argv)
 {
   g_autofree char *model_path = NULL, *action_name = NULL, *instruction = NULL, *input = NULL, *selection = NULL;
-  g_autofree char *system = NULL, *messages_path = NULL;
+  g_autofree char *system = NULL, *messages_path = NULL, *kv_type = NULL;
   g_auto (GStrv) stops = NULL;
   int max_tokens = 0, top_k = 40, ctx = 0;
   double temperature = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.1;
@@ -126,6 +126,7 @@ atelier_cmd_write (int argc, char **argv)
     { "repeat-penalty", 0, 0, G_OPTION_ARG_DOUBLE, &repeat_penalty, "Over the last 64 tokens (1.1)", "R" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Makes a run reproducible (default: random)", "S" },
     { "ctx", 'c', 0, G_OPTION_ARG_INT, &ctx, "Context tokens (default: the model's, at most 4096)", "N" },
+    { "kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_type, "The KV cache's type: f16 (default) or f32", "TYPE" },
     { "stop", 0, 0, G_OPTION_ARG_STRING_ARRAY, &stops, "Stop at this text (repeatable)", "TEXT" },
     { "print-prompt", 0, 0, G_OPTION_ARG_NONE, &print_prompt, "Print the exact prompt and exit", NULL },
     { "no-history", 0, 0, G_OPTION_ARG_NONE, &no_history, "Do not record the result in the history", NULL },
@@ -149,13 +150,14 @@ atelier_cmd_write (int argc, char **argv)
       return 2;
     }
   if (model_path == NULL || argc > 1 || max_tokens < 0 || ctx < 0 || parent_id < 0
-      || (action_name != NULL && !at_text_action_from_name (action_name, &action)))
+      || (action_name != NULL && !at_text_action_from_name (action_name, &action))
+      || (kv_type != NULL && !at_llm_parse_kv_dtype (kv_type, &request.kv_type)))
     {
       fprintf (stderr, "Usage: atelier write --model FILE [--action continue|rewrite|summarize|brainstorm|ask] "
                        "[--instruction TEXT] [--input FILE|-] [--selection START:END] [--system TEXT] "
                        "[--messages FILE] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] "
-                       "[--repeat-penalty R] [--seed S] [--ctx N] [--stop TEXT] [--print-prompt] [--no-history] "
-                       "[--parent ID]\n");
+                       "[--repeat-penalty R] [--seed S] [--ctx N] [--kv-type f16|f32] [--stop TEXT] "
+                       "[--print-prompt] [--no-history] [--parent ID]\n");
       return 2;
     }
   /* The history is opened first: a wrong --parent should not cost a generation. */

@@ -34,6 +34,7 @@ typedef struct
   char *kind, *family;
   AtLlm *llm;
   guint llm_ctx;
+  AtDtype llm_kv;
 } Model;
 
 struct _AtelierWriter
@@ -127,16 +128,18 @@ model_ensure (Model *m, const char *path, GError **error)
 }
 
 static gboolean
-model_ensure_llm (Model *m, guint n_ctx, GError **error)
+model_ensure_llm (Model *m, guint n_ctx, AtDtype kv_type, GError **error)
 {
   AtDevice *dev;
 
-  if (m->llm != NULL && m->llm_ctx == n_ctx)
+  if (m->llm != NULL && m->llm_ctx == n_ctx && m->llm_kv == kv_type)
     return TRUE;
   g_clear_pointer (&m->llm, at_llm_free);
-  if ((dev = at_device_get_default (error)) == NULL || (m->llm = at_llm_new (dev, m->gguf, n_ctx, error)) == NULL)
+  if ((dev = at_device_get_default (error)) == NULL
+      || (m->llm = at_llm_new (dev, m->gguf, n_ctx, kv_type, error)) == NULL)
     return FALSE;
   m->llm_ctx = n_ctx;
+  m->llm_kv = kv_type;
   return TRUE;
 }
 
@@ -153,6 +156,7 @@ atelier_write_request_init (AtelierWriteRequest *request)
   request->min_p = 0.05;
   request->repeat_penalty = 1.1;
   request->seed = -1;
+  request->kv_type = AT_DTYPE_F16;
 }
 
 void
@@ -387,7 +391,8 @@ run_locked (Model *m, const AtelierWriteRequest *request, AtCompleteFunc on_piec
 
   if (!model_ensure (m, request->model_path, error) || !prepare (m, request, &p, error)
       || !at_text_prompt_tokens (m->tok, p.text, p.from_template, ids, error)
-      || !model_ensure_llm (m, p.n_ctx, error))
+      || !model_ensure_llm (m, p.n_ctx, request->kv_type == AT_DTYPE_F32 ? AT_DTYPE_F32 : AT_DTYPE_F16,
+                            error))
     return FALSE;
   at_sampler_params_init (&params.sampler);
   params.sampler.temperature = (float) request->temperature;
@@ -401,6 +406,7 @@ run_locked (Model *m, const AtelierWriteRequest *request, AtCompleteFunc on_piec
 
   result->seed = params.sampler.seed;
   result->n_ctx = p.n_ctx;
+  result->kv_type = at_llm_get_kv_dtype (m->llm);
   result->max_tokens = p.max_tokens;
   result->description = request->messages == NULL ? at_text_prompt_describe (&p.prompt) : NULL;
   result->context_start = p.prompt.context_start;
@@ -501,6 +507,7 @@ write_params_json (const AtelierWriteRequest *r, const AtelierWriteResult *res, 
   add_int (b, "seed", res->seed);
   add_int (b, "max_tokens", res->max_tokens);
   add_int (b, "ctx", res->n_ctx);
+  add_string (b, "kv_type", res->kv_type == AT_DTYPE_F16 ? "f16" : "f32");
   json_builder_set_member_name (b, "stop");
   json_builder_begin_array (b);
   for (guint i = 0; r->stop != NULL && r->stop[i] != NULL; i++)

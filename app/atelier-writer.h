@@ -34,11 +34,12 @@ typedef struct
   guint max_tokens;  /* 0: 256, at most half the context */
   gint64 seed;       /* < 0: random (the result says which) */
   guint ctx;         /* 0: the model's, at most 4096 */
+  AtDtype kv_type;   /* the KV cache's: AT_DTYPE_F16 (the default) or AT_DTYPE_F32 */
   char **stop;       /* NULL-terminated, or NULL */
 } AtelierWriteRequest;
 
 /* The CLI's defaults: continue, temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, repeat
- * penalty 1.1, random seed. */
+ * penalty 1.1, random seed, an f16 KV cache. */
 void atelier_write_request_init (AtelierWriteRequest *request);
 void atelier_write_request_clear (AtelierWriteRequest *request);
 AtelierWriteRequest *atelier_write_request_copy (const AtelierWriteRequest *request);
@@ -51,6 +52,7 @@ typedef struct
   char *text;               /* what was generated (stop strings cut) */
   guint32 seed;             /* the seed used */
   guint n_ctx, max_tokens;  /* what was used */
+  AtDtype kv_type;          /* the KV cache's (f32 where the device has no 16-bit storage) */
   char *description;        /* at_text_prompt_describe(), or NULL for a conversation */
   gsize context_start, context_end; /* bytes of the document the prompt carried */
   gboolean trimmed;

@@ -16,8 +16,8 @@
 // Online softmax with a lazy maximum: the reference m only moves when a score exceeds it by
 // more than RESCALE_AT, so rescaling l and acc is rare; e^(s - m) <= e^8 keeps the sums far
 // from overflow, and acc / l does not depend on the reference.
-// KV_F16 (define): k and v are halves, two per uint word. KV_TEXEL (define): f32 k and v
-// through texel views (CPU devices).
+// KV_F16 (define): k and v are halves, two per uint word. KV_TEXEL (define): k and v through
+// texel views (CPU devices): f32 in RGBA32UI, or with KV_F16 too halves in RG32UI (four a texel).
 #version 450
 #extension GL_KHR_shader_subgroup_shuffle : enable
 #extension GL_KHR_shader_subgroup_arithmetic : enable
@@ -110,7 +110,12 @@ layout(push_constant) uniform Push {
 // Element x of chunk c (per lane, c < DC) of the row starting at element `row`: 0 past D, and
 // the address clamped into the row so that no lane reads outside it.
 #define AT(c, x) min((c) * 4u + (x), D - 1u)
-#if defined(KV_TEXEL)
+#if defined(KV_TEXEL) && defined(KV_F16)
+vec4 halves4(uvec2 w) {
+  return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+}
+#define LOAD4(buf, row, c) halves4(texelFetch(buf##t, int(((row) >> 2) + (c))).xy)
+#elif defined(KV_TEXEL)
 #define LOAD4(buf, row, c) uintBitsToFloat(texelFetch(buf##t, int(((row) >> 2) + (c))))
 #elif defined(KV_F16)
 #define H(buf, row, c, x) ((c) * 4u + (x) < D ? half_at(buf[((row) + AT(c, x)) >> 1], (row) + AT(c, x)) : 0.0)

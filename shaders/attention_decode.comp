@@ -16,6 +16,9 @@
 // a dynamically indexed local in per-lane scratch).
 // The lazy maximum of attention.comp: m only moves when a block's maximum exceeds it by more
 // than RESCALE_AT.
+// KV_F16 (define): k and v are halves (an f16 KV cache). V, and K without K8, are RG32UI
+// views (four halves a texel, the chunks above unchanged); with K8, K is an RGBA32UI view and
+// one fetch brings two chunks: the score loop is bound by its fetches, so it makes half as many.
 #version 450
 #extension GL_KHR_shader_subgroup_shuffle : enable
 #extension GL_KHR_shader_subgroup_arithmetic : enable
@@ -24,6 +27,7 @@
 layout(constant_id = 3) const uint D = 64;  // head dimension, a multiple of 4, <= 32 SG and 256
 layout(constant_id = 4) const uint G = 1;   // query heads per kv head, 1..GMAX
 layout(constant_id = 6) const uint SG = 16; // subgroup size = workgroup size, 4..16
+layout(constant_id = 7) const bool K8 = false;  // KV_F16: K rows in RGBA32UI, 8 halves a texel
 
 #define GMAX 8
 #define RESCALE_AT 8.0
@@ -53,7 +57,8 @@ layout(binding = 3) readonly buffer M { float mask[]; };  // not read: no mask o
 layout(binding = 4) readonly buffer KL { int kvlen[]; };
 layout(binding = 5) writeonly buffer O { float o[]; };
 
-// The push constants of attention.comp (k and v offsets and strides in floats, multiples of 4).
+// The push constants of attention.comp (k and v offsets and strides in elements, multiples of 4;
+// of 8 for K with K8).
 layout(push_constant) uniform Push {
   uint oq, ok, ov, om, ol, oo;
   uint sqb, sqh, sqi;
@@ -68,7 +73,15 @@ layout(push_constant) uniform Push {
   uint window;
 } p;
 
+vec4 halves4(uvec2 w) {
+  return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+}
+#ifdef KV_F16
+#define LOAD4(buf, texel) halves4(texelFetch(buf, int(texel)).xy)
+#else
 #define LOAD4(buf, texel) uintBitsToFloat(texelFetch(buf, int(texel)))
+#endif
+const uint KSH = K8 ? 3u : 2u;  // elements a K texel, as a shift
 
 void main() {
   uint lane = gl_LocalInvocationID.x;
@@ -98,7 +111,7 @@ void main() {
   }
   FOR_T(INIT_T)
 
-  uint kb = (p.ok + b * p.skb + kvh * p.skh) >> 2, ks = p.skj >> 2;
+  uint kb = (p.ok + b * p.skb + kvh * p.skh) >> KSH, ks = p.skj >> KSH;
   uint vb = (p.ov + b * p.svb + kvh * p.svh) >> 2, vs = p.svj >> 2;
   uint last = max(nvalid, 1u) - 1u;
   // A sliding window: the query (at nvalid - 1) sees only the last `window` keys.
@@ -111,12 +124,16 @@ void main() {
     FOR_T(ZERO_S)
     // Scores of this lane's key.
 #define QK_T(t) if (t < G) s4[t] += subgroupShuffle(qv[t][c / SG], c % SG) * kx;
+#define QK_X(cc, kxx) { const uint c = cc; vec4 kx = kxx; FOR_T(QK_T) }
 #define QK_C(cc) \
-    if (cc < DC) { \
-      const uint c = cc; \
-      vec4 kx = LOAD4(kt, krow + c); \
-      FOR_T(QK_T) \
-    }
+    if (K8) { \
+      if (cc < DC / 2u) { \
+        uvec4 kw = texelFetch(kt, int(krow + cc)); \
+        QK_X(2u * cc, halves4(kw.xy)) \
+        QK_X(2u * cc + 1u, halves4(kw.zw)) \
+      } \
+    } else if (cc < DC) \
+      QK_X(cc, LOAD4(kt, krow + cc))
     FOR_C(QK_C)
     // Softmax over the block, keys past kv_len weighing nothing.
 #define RESCALE_R(t, r) if (r < ROUNDS) acc[t][r] *= f;

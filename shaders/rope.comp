@@ -6,7 +6,11 @@
 // at_rope_cache (p.ncache > 0): x is [L, Hq + 2 Hkv, D], the q, k and v heads of one token; q
 // and k heads turn, v heads are copied, and each k and v head is also written into row
 // pos[l] of the k and v caches [ncache, Hkv, D] (rows outside the cache are not written).
+// CACHE_F16 (define): the caches are halves (needs 16-bit storage).
 #version 450
+#ifdef CACHE_F16
+#extension GL_EXT_shader_16bit_storage : require
+#endif
 #include "common.glsl"
 
 layout(constant_id = 3) const uint NEOX = 0;
@@ -14,16 +18,22 @@ layout(constant_id = 4) const uint HAS_FF = 0;
 
 #ifdef VEC4
 #define T vec4
+#define TC f16vec4
 #else
 #define T float
+#define TC float16_t
+#endif
+#ifndef CACHE_F16
+#undef TC
+#define TC T
 #endif
 
 layout(binding = 0) readonly buffer X { T x[]; };
 layout(binding = 1) readonly buffer P { int pos[]; };
 layout(binding = 2) readonly buffer F { float ff[]; };
 layout(binding = 3) writeonly buffer D { T d[]; };
-layout(binding = 4) writeonly buffer KC { T kc[]; };
-layout(binding = 5) writeonly buffer VC { T vc[]; };
+layout(binding = 4) writeonly buffer KC { TC kc[]; };
+layout(binding = 5) writeonly buffer VC { TC vc[]; };
 
 layout(push_constant) uniform Push {
   uvec4 ne;      // x as [B, L, H, D]
@@ -46,9 +56,9 @@ void put(uint dst, uint l, uint h, uint k, T v) {
     uint hk = h - p.nq;
     if (row >= 0 && row < int(p.ncache)) {
       if (hk < p.nkv)
-        kc[p.okc + (uint(row) * p.nkv + hk) * p.ne.w + k] = v;
+        kc[p.okc + (uint(row) * p.nkv + hk) * p.ne.w + k] = TC(v);
       else
-        vc[p.ovc + (uint(row) * p.nkv + hk - p.nkv) * p.ne.w + k] = v;
+        vc[p.ovc + (uint(row) * p.nkv + hk - p.nkv) * p.ne.w + k] = TC(v);
     }
   }
 }

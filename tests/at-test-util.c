@@ -1,6 +1,8 @@
 /* at-test-util.c: helpers shared by the engine tests. */
 #include "at-test-util.h"
 
+#include <math.h>
+
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +135,14 @@ at_test_fill (float *x, gsize n, float lo, float hi)
 {
   for (gsize i = 0; i < n; i++)
     x[i] = (float) g_test_rand_double_range (lo, hi);
+}
+
+gboolean
+at_test_is_f16_of (float got, float want)
+{
+  /* An f16 ulp at |want| is at most |want| / 1024 (2^-24 among the subnormals). */
+  return at_f16_to_f32 (at_f32_to_f16 (got)) == got
+         && fabsf (got - want) <= fabsf (want) / 1024.0f + 6.0e-8f;
 }
 
 static GBytes *

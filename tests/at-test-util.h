@@ -55,6 +55,10 @@ void at_test_expect_error (AtGraph *g, AtTensor *y, const char *fragment);
   }                                                                                                \
   G_STMT_END
 
+/* Whether `got` is an f16 value that `want` rounds to: to nearest or toward zero, the two
+ * roundings Vulkan allows for a shader's f32 to f16 conversion. */
+gboolean at_test_is_f16_of (float got, float want);
+
 /* Little-endian writers for hand-made GGUF files. */
 void at_test_put_u32 (GByteArray *b, guint32 v);
 void at_test_put_u64 (GByteArray *b, guint64 v);

@@ -134,10 +134,12 @@ test_decode (void)
 }
 
 /* Shapes of the decode kernel of CPU devices (attention_decode.comp: one query position, f32
- * K and V, at most 8 query heads per kv head): SmolLM's GQA group of 3 over keys that are not
- * a multiple of the lanes, 8 heads of 128 on one kv head in batches of strided views, 7 heads
- * of 40 (fewer texels than lanes), and fewer keys than lanes. On a GPU these take the general
- * kernel, against the same reference. */
+ * or f16 K and V, at most 8 query heads per kv head): SmolLM's GQA group of 3 over keys that
+ * are not a multiple of the lanes, 8 heads of 128 on one kv head in batches of strided views,
+ * 7 heads of 40 (fewer texels than lanes), and fewer keys than lanes. f16 (a language model's
+ * f16 KV cache): K rows of whole 8-half texels (K8) at SmolLM's shape and strided, and rows
+ * of 36 halves (K four halves a texel). On a GPU these take the general kernel, against the
+ * same reference. */
 static void
 test_decode_kernel (void)
 {
@@ -145,6 +147,9 @@ test_decode_kernel (void)
   check_case ("decode gqa 8 strided", &(Case){ 2, 8, 1, 1, 77, 128, .strided = TRUE });
   check_case ("decode gqa 7 d40", &(Case){ 1, 14, 2, 1, 33, 40 });
   check_case ("decode few keys", &(Case){ 1, 2, 2, 1, 5, 4 });
+  check_case ("decode gqa 3 f16", &(Case){ 1, 9, 3, 1, 600, 64, TRUE, TRUE });
+  check_case ("decode gqa 8 strided f16", &(Case){ 2, 8, 1, 1, 77, 128, FALSE, TRUE, TRUE });
+  check_case ("decode f16 d36", &(Case){ 1, 6, 2, 1, 45, 36, TRUE, TRUE });
 }
 
 static void
@@ -169,8 +174,8 @@ test_gqa (void)
   check_both ("gqa decode f16", &(Case){ 1, 8, 2, 1, 77, 128, TRUE, TRUE });
 }
 
-/* CPU devices read f32 K and V through texel views (attention_texel); the storage-buffer
- * kernel, which GPUs use, for the same cases. */
+/* CPU devices read K and V through texel views (attention_texel, attention_texel_f16 and
+ * the decode kernel); the storage-buffer kernels, which GPUs use, for the same cases. */
 static void
 test_storage_kv (void)
 {
@@ -178,6 +183,7 @@ test_storage_kv (void)
   check_both ("storage decode causal", &(Case){ 1, 4, 4, 1, 37, 64, TRUE });
   check_both ("storage gqa causal", &(Case){ 2, 8, 2, 13, 29, 64, TRUE });
   check_case ("storage mask", &(Case){ 1, 2, 2, 9, 21, 40, .mask = 2 });
+  check_both ("storage gqa decode f16", &(Case){ 1, 8, 2, 1, 77, 128, TRUE, TRUE });
   g_unsetenv ("ATELIER_ATTENTION_TEXEL");
 }
 

@@ -43,7 +43,7 @@ fixture_init (Fixture *f)
   g_assert_no_error (error);
   f->tok = at_tokenizer_new_from_gguf (at_model_file_get_gguf (f->file), &error);
   g_assert_no_error (error);
-  f->llm = at_llm_new (dev, at_model_file_get_gguf (f->file), 128, &error);
+  f->llm = at_llm_new (dev, at_model_file_get_gguf (f->file), 128, AT_DTYPE_F16, &error);
   g_assert_no_error (error);
   f->prompt = g_array_new (FALSE, FALSE, sizeof (gint32));
   g_assert_true (at_text_prompt_tokens (f->tok, "Hello", FALSE, f->prompt, &error));

@@ -22,6 +22,12 @@
 #define TOL_Q4_0 1e-10
 /* Batched (GEMM) against one-at-a-time (matrix-vector): only the summation order differs. */
 #define TOL_BATCH 1e-10
+/* An f16 KV cache against the reference's f16 keys and values: rounded from f32 here and from
+ * double there, the odd value lands one f16 step apart (~5e-4 of it): measured up to 8e-10.
+ * Batched against one at a time, a key summed in another order may round to the other
+ * neighbour: measured up to 1.1e-11. */
+#define TOL_KV16 1e-8
+#define TOL_KV16_BATCH 1e-9
 
 typedef struct
 {
@@ -60,8 +66,10 @@ ref_clear (Ref *r)
   g_clear_pointer (&r->logits, g_free);
 }
 
+/* The reference for an f32 KV cache, or (kv16) for an f16 one: keys and values rounded to
+ * f16 in the PyTorch forward too. */
 static gboolean
-ref_load (const char *name, Ref *r)
+ref_load_kv (const char *name, gboolean kv16, Ref *r)
 {
   const char *dir = models_dir ();
   g_autofree char *file = NULL, *path = NULL;
@@ -83,12 +91,12 @@ ref_load (const char *name, Ref *r)
   g_assert_cmpuint (r->n_prompt, <=, G_N_ELEMENTS (r->prompt));
   for (guint i = 0; i < r->n_prompt; i++)
     r->prompt[i] = (gint32) json_array_get_int_element (a, i);
-  a = json_object_get_array_member (o, "greedy");
+  a = json_object_get_array_member (o, kv16 ? "greedy_kv16" : "greedy");
   g_assert_cmpuint (json_array_get_length (a), ==, 32);
   for (guint i = 0; i < 32; i++)
     r->greedy[i] = (gint32) json_array_get_int_element (a, i);
   r->n_vocab = (guint) json_object_get_int_member (o, "vocab");
-  rows = json_object_get_array_member (o, "logits");
+  rows = json_object_get_array_member (o, kv16 ? "logits_kv16" : "logits");
   g_assert_cmpuint (json_array_get_length (rows), ==, r->n_prompt);
   r->logits = g_new (float, (gsize) r->n_prompt * r->n_vocab);
   for (guint i = 0; i < r->n_prompt; i++)
@@ -101,8 +109,14 @@ ref_load (const char *name, Ref *r)
   return TRUE;
 }
 
+static gboolean
+ref_load (const char *name, Ref *r)
+{
+  return ref_load_kv (name, FALSE, r);
+}
+
 static AtLlm *
-open_model (const char *name, guint n_ctx, GError **error)
+open_model_kv (const char *name, guint n_ctx, AtDtype kv_dtype, GError **error)
 {
   g_autofree char *file = g_strconcat (name, ".gguf", NULL);
   g_autofree char *path = g_build_filename (models_dir (), file, NULL);
@@ -110,7 +124,13 @@ open_model (const char *name, guint n_ctx, GError **error)
 
   if (gguf == NULL)
     return NULL;
-  return at_llm_new (at_test_device (), gguf, n_ctx, error);
+  return at_llm_new (at_test_device (), gguf, n_ctx, kv_dtype, error);
+}
+
+static AtLlm *
+open_model (const char *name, guint n_ctx, GError **error)
+{
+  return open_model_kv (name, n_ctx, AT_DTYPE_F32, error);
 }
 
 static gint32
@@ -124,7 +144,8 @@ argmax (const float *x, guint n)
 }
 
 static void
-check_model (const char *name, const char *arch, double tol, gboolean check_greedy)
+check_model_kv (const char *name, const char *arch, AtDtype kv, double tol, double tol_batch,
+                gboolean check_greedy)
 {
   Ref r;
   g_autoptr (AtLlm) m = NULL;
@@ -134,10 +155,16 @@ check_model (const char *name, const char *arch, double tol, gboolean check_gree
   gint32 tok;
   guint matched = 0;
 
-  if (at_test_device () == NULL || !ref_load (name, &r))
+  if (at_test_device () == NULL || !ref_load_kv (name, kv == AT_DTYPE_F16, &r))
     return;
-  m = open_model (name, N_CTX, &error);
+  m = open_model_kv (name, N_CTX, kv, &error);
   g_assert_no_error (error);
+  if (at_llm_get_kv_dtype (m) != kv)
+    {
+      g_test_skip ("the device has no 16-bit storage buffers: the KV cache stays f32");
+      ref_clear (&r);
+      return;
+    }
   g_assert_cmpstr (at_llm_get_arch (m), ==, arch);
   g_assert_cmpuint (at_llm_get_n_vocab (m), ==, r.n_vocab);
   g_assert_cmpuint (at_llm_get_n_ctx (m), ==, N_CTX);
@@ -166,7 +193,7 @@ check_model (const char *name, const char *arch, double tol, gboolean check_gree
                   at_nmse (&r.logits[(r.n_prompt - 1) * r.n_vocab], logits, r.n_vocab),
                   at_nmse (step_last, logits, r.n_vocab));
   g_assert_cmpfloat (at_nmse (&r.logits[(r.n_prompt - 1) * r.n_vocab], logits, r.n_vocab), <, tol);
-  g_assert_cmpfloat (at_nmse (step_last, logits, r.n_vocab), <, TOL_BATCH);
+  g_assert_cmpfloat (at_nmse (step_last, logits, r.n_vocab), <, tol_batch);
 
   /* In two chunks: the second prompt graph attends over the cache the first wrote. */
   at_llm_reset (m);
@@ -193,6 +220,12 @@ check_model (const char *name, const char *arch, double tol, gboolean check_gree
   g_test_message ("%s: greedy tokens matching the reference before the first difference: %u / 32",
                   name, matched);
   ref_clear (&r);
+}
+
+static void
+check_model (const char *name, const char *arch, double tol, gboolean check_greedy)
+{
+  check_model_kv (name, arch, AT_DTYPE_F32, tol, TOL_BATCH, check_greedy);
 }
 
 static void
@@ -271,6 +304,23 @@ test_gemma (void)
   g_setenv ("ATELIER_LLM_STACK", "0", TRUE);
   check_model ("gemma_f32", "gemma", TOL_F32, TRUE);
   g_unsetenv ("ATELIER_LLM_STACK");
+}
+
+/* An f16 KV cache (the writer's default) against a reference that rounds keys and values to
+ * f16 too: the fused RoPE's cache writes (stacked q/k/v) and at_write_rows' (apart), the decode
+ * and prompt kernels reading halves, over cache views of several lengths; gemma 2's sliding
+ * window and soft cap. */
+static void
+test_kv_f16 (void)
+{
+  check_model_kv ("llama_f32", "llama", AT_DTYPE_F16, TOL_KV16, TOL_KV16_BATCH, TRUE);
+  g_setenv ("ATELIER_LLM_STACK", "0", TRUE);
+  g_setenv ("ATELIER_LLM_CACHE_VIEW", "4", TRUE);
+  check_model_kv ("llama_f32", "llama", AT_DTYPE_F16, TOL_KV16, TOL_KV16_BATCH, TRUE);
+  g_unsetenv ("ATELIER_LLM_CACHE_VIEW");
+  g_unsetenv ("ATELIER_LLM_STACK");
+  check_model_kv ("gemma2_f32", "gemma2", AT_DTYPE_F16, TOL_KV16, TOL_KV16_BATCH, TRUE);
+  check_model_kv ("llama_q8_0", "llama", AT_DTYPE_F16, TOL_KV16, TOL_KV16_BATCH, FALSE);
 }
 
 /* Gemma 2: gemma's, plus soft-capped attention scores and logits, post-norms, and a sliding
@@ -395,7 +445,7 @@ test_vocab_only (void)
         return;
       gguf = at_gguf_open (path, &error);
       g_assert_no_error (error);
-      m = at_llm_new (at_test_device (), gguf, N_CTX, &error);
+      m = at_llm_new (at_test_device (), gguf, N_CTX, AT_DTYPE_F32, &error);
       g_assert_null (m);
       g_assert_error (error, AT_ERROR, AT_ERROR_BAD_FILE);
       g_assert_nonnull (strstr (error->message, "token_embd.weight is missing"));
@@ -417,6 +467,7 @@ main (int argc, char **argv)
   g_test_add_func ("/models/llm/phi3", test_phi3);
   g_test_add_func ("/models/llm/gemma", test_gemma);
   g_test_add_func ("/models/llm/gemma2", test_gemma2);
+  g_test_add_func ("/models/llm/kv-f16", test_kv_f16);
   g_test_add_func ("/models/llm/context-end", test_context_end);
   g_test_add_func ("/models/llm/errors", test_errors);
   g_test_add_func ("/models/llm/vocab-only", test_vocab_only);

@@ -309,22 +309,25 @@ test_rope (void)
 
 /* at_rope_cache on [L, Hq + 2 Hkv, D] (plain or a strided view): the result against the
  * reference (q and k heads turned, v heads copied), and the caches: row positions[l] holds
- * token l's k and v heads exactly as in the result, positions past the cache's rows write
- * nothing, and the other rows keep what they held. */
+ * token l's k and v heads exactly as in the result (f16 caches: rounded to f16), positions
+ * past the cache's rows write nothing, and the other rows keep what they held. */
 static void
-check_rope_cache (gboolean strided, gint64 d, int n_rot, AtRopeMode mode, const char *what)
+check_rope_cache (gboolean strided, gint64 d, int n_rot, AtRopeMode mode, gboolean f16,
+                  const char *what)
 {
   AtDevice *dev = at_test_device ();
   const gint64 l = 5, nq = 3, nkv = 2, h = nq + 2 * nkv, rows = 7;
   const gint64 lshape[] = { l }, cshape[] = { rows, nkv, d }, xshape[] = { l, h, d };
   const float pos[] = { 4, 2, 6, 7, 9 }; /* 7 and 9 fall past the 7 rows */
   const float sentinel = 7.5f;
-  gsize cbytes = (gsize) (rows * nkv * d) * sizeof (float);
+  AtDtype cdt = f16 ? AT_DTYPE_F16 : AT_DTYPE_F32;
+  gsize cbytes = (gsize) (rows * nkv * d) * (f16 ? 2 : 4);
   g_autoptr (GError) error = NULL;
   g_autoptr (AtGraph) g = NULL;
   g_autoptr (AtBuffer) kbuf = NULL, vbuf = NULL;
   g_autofree float *y = g_new (float, l * h * d), *kc = g_new (float, rows * nkv * d);
   g_autofree float *vc = g_new (float, rows * nkv * d);
+  g_autofree guint8 *raw = g_malloc (cbytes);
   AtTensor *x, *out;
   union { float f; guint32 u; } fill = { sentinel };
 
@@ -342,16 +345,20 @@ check_rope_cache (gboolean strided, gint64 d, int n_rot, AtRopeMode mode, const 
   kbuf = at_buffer_new (dev, cbytes, AT_BUFFER_DEVICE, "k cache", &error);
   vbuf = at_buffer_new (dev, cbytes, AT_BUFFER_DEVICE, "v cache", &error);
   g_assert_no_error (error);
+  if (f16)
+    fill.u = at_f32_to_f16 (sentinel) * 0x10001u; /* the sentinel in both halves */
   g_assert_true (at_buffer_fill (kbuf, 0, cbytes, fill.u, &error));
   g_assert_true (at_buffer_fill (vbuf, 0, cbytes, fill.u, &error));
   out = at_rope_cache (g, x, at_test_input_values (g, "pos", AT_DTYPE_I32, 1, lshape, pos), n_rot,
                        10000.0f, 0.75f, mode, NULL, (int) nq,
-                       at_graph_weight (g, "k cache", AT_DTYPE_F32, 3, cshape, kbuf, 0),
-                       at_graph_weight (g, "v cache", AT_DTYPE_F32, 3, cshape, vbuf, 0));
+                       at_graph_weight (g, "k cache", cdt, 3, cshape, kbuf, 0),
+                       at_graph_weight (g, "v cache", cdt, 3, cshape, vbuf, 0));
   at_test_assert_nmse (at_test_run (g, out), TOL_ROPE, what);
   g_assert_true (at_graph_get_output (g, out, y, (gsize) (l * h * d) * sizeof (float), &error));
-  g_assert_true (at_buffer_download (kbuf, 0, kc, cbytes, &error));
-  g_assert_true (at_buffer_download (vbuf, 0, vc, cbytes, &error));
+  g_assert_true (at_buffer_download (kbuf, 0, raw, cbytes, &error));
+  at_dequantize_row (cdt, raw, kc, rows * nkv * d);
+  g_assert_true (at_buffer_download (vbuf, 0, raw, cbytes, &error));
+  at_dequantize_row (cdt, raw, vc, rows * nkv * d);
   g_assert_no_error (error);
   for (gint64 r = 0; r < rows; r++)
     {
@@ -364,6 +371,12 @@ check_rope_cache (gboolean strided, gint64 d, int n_rot, AtRopeMode mode, const 
         {
           float want_k = tok < 0 ? sentinel : y[(tok * h + nq) * d + e];
           float want_v = tok < 0 ? sentinel : y[(tok * h + nq + nkv) * d + e];
+          if (f16 && tok >= 0)
+            {
+              g_assert_true (at_test_is_f16_of (kc[r * nkv * d + e], want_k));
+              g_assert_true (at_test_is_f16_of (vc[r * nkv * d + e], want_v));
+              continue;
+            }
           g_assert_cmpfloat (kc[r * nkv * d + e], ==, want_k);
           g_assert_cmpfloat (vc[r * nkv * d + e], ==, want_v);
         }
@@ -373,11 +386,15 @@ check_rope_cache (gboolean strided, gint64 d, int n_rot, AtRopeMode mode, const 
 static void
 test_rope_cache (void)
 {
-  check_rope_cache (FALSE, 16, 16, AT_ROPE_NORMAL, "rope cache vec4 normal");
-  check_rope_cache (FALSE, 16, 8, AT_ROPE_NEOX, "rope cache vec4 neox, n_rot 8 < 16");
-  check_rope_cache (TRUE, 16, 8, AT_ROPE_NEOX, "rope cache neox strided (scalar), n_rot 8 < 16");
-  check_rope_cache (FALSE, 10, 6, AT_ROPE_NORMAL, "rope cache D 10, n_rot 6");
-  check_rope_cache (TRUE, 10, 10, AT_ROPE_NEOX, "rope cache strided D 10 neox");
+  check_rope_cache (FALSE, 16, 16, AT_ROPE_NORMAL, FALSE, "rope cache vec4 normal");
+  check_rope_cache (FALSE, 16, 8, AT_ROPE_NEOX, FALSE, "rope cache vec4 neox, n_rot 8 < 16");
+  check_rope_cache (TRUE, 16, 8, AT_ROPE_NEOX, FALSE, "rope cache neox strided (scalar), n_rot 8 < 16");
+  check_rope_cache (FALSE, 10, 6, AT_ROPE_NORMAL, FALSE, "rope cache D 10, n_rot 6");
+  check_rope_cache (TRUE, 10, 10, AT_ROPE_NEOX, FALSE, "rope cache strided D 10 neox");
+  /* f16 caches (a language model's default KV cache), vec4 and scalar. */
+  check_rope_cache (FALSE, 16, 8, AT_ROPE_NEOX, TRUE, "rope cache f16 vec4 neox");
+  check_rope_cache (FALSE, 16, 16, AT_ROPE_NORMAL, TRUE, "rope cache f16 vec4 normal");
+  check_rope_cache (TRUE, 10, 6, AT_ROPE_NORMAL, TRUE, "rope cache f16 strided D 10");
   {
     AtDevice *dev = at_test_device ();
     g_autoptr (AtGraph) g = NULL;

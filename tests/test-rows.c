@@ -108,9 +108,9 @@ test_bad (void)
 
 /* Rows written into a weight's buffer at a run-time start, as new keys go into a KV cache:
  * what the next op reads, and what the buffer holds afterwards (rows that fall outside are
- * dropped). */
+ * dropped). An f16 dst holds the rows rounded to f16. */
 static void
-check_write_rows (gint64 start, gboolean strided)
+check_write_rows (gint64 start, gboolean strided, gboolean f16)
 {
   enum { N_DST = 10, N_SRC = 3, HEADS = 3, HD = 4, ROW = HEADS * HD };
   AtDevice *dev = at_test_device ();
@@ -119,7 +119,9 @@ check_write_rows (gint64 start, gboolean strided)
   g_autoptr (GError) error = NULL;
   float init[N_DST * ROW], rows[N_SRC * ROW], wide[N_SRC * (ROW + HD)], after[N_DST * ROW];
   float first = (float) start;
-  g_autofree char *what = g_strdup_printf ("write_rows at %" G_GINT64_FORMAT, start);
+  guint16 init16[N_DST * ROW], after16[N_DST * ROW];
+  g_autofree char *what = g_strdup_printf ("write_rows%s at %" G_GINT64_FORMAT, f16 ? " f16" : "",
+                                           start);
   AtTensor *cache, *src, *st, *out;
 
   if (dev == NULL)
@@ -129,8 +131,19 @@ check_write_rows (gint64 start, gboolean strided)
   at_test_fill (rows, G_N_ELEMENTS (rows), 2, 3);
   buf = at_buffer_new (dev, sizeof init, AT_BUFFER_DEVICE, "cache", &error);
   g_assert_no_error (error);
-  g_assert_true (at_buffer_upload (buf, 0, init, sizeof init, &error));
-  cache = at_graph_weight (g, "cache", AT_DTYPE_F32, 3, (gint64[]){ N_DST, HEADS, HD }, buf, 0);
+  if (f16)
+    {
+      for (gsize i = 0; i < G_N_ELEMENTS (init); i++)
+        {
+          init16[i] = at_f32_to_f16 (init[i]);
+          init[i] = at_f16_to_f32 (init16[i]);
+        }
+      g_assert_true (at_buffer_upload (buf, 0, init16, sizeof init16, &error));
+    }
+  else
+    g_assert_true (at_buffer_upload (buf, 0, init, sizeof init, &error));
+  cache = at_graph_weight (g, "cache", f16 ? AT_DTYPE_F16 : AT_DTYPE_F32, 3,
+                           (gint64[]){ N_DST, HEADS, HD }, buf, 0);
   if (strided)
     {
       /* The rows as heads 1.. of wider rows (as K within a stacked q/k/v product). */
@@ -144,28 +157,44 @@ check_write_rows (gint64 start, gboolean strided)
   else
     src = at_test_input_values (g, "rows", AT_DTYPE_F32, 3, (gint64[]){ N_SRC, HEADS, HD }, rows);
   st = at_test_input_values (g, "start", AT_DTYPE_I32, 1, (gint64[]){ 1 }, &first);
-  out = at_scale (g, at_write_rows (g, cache, src, st), 1.0f);
-  at_test_assert_nmse (at_test_run (g, out), 0, what);
-  g_assert_true (at_buffer_download (buf, 0, after, sizeof after, &error));
+  out = at_write_rows (g, cache, src, st);
+  out = at_scale (g, f16 ? at_cast (g, out, AT_DTYPE_F32) : out, 1.0f);
+  /* f16: the reference rounds to nearest, a device may round toward zero. */
+  at_test_assert_nmse (at_test_run (g, out), f16 ? 1e-6 : 0, what);
+  if (f16)
+    {
+      g_assert_true (at_buffer_download (buf, 0, after16, sizeof after16, &error));
+      for (gsize i = 0; i < G_N_ELEMENTS (after); i++)
+        after[i] = at_f16_to_f32 (after16[i]);
+    }
+  else
+    g_assert_true (at_buffer_download (buf, 0, after, sizeof after, &error));
   for (gint64 r = 0; r < N_DST; r++)
     for (gint64 c = 0; c < ROW; c++)
       {
         gint64 from = r - start;
-        float want = from >= 0 && from < N_SRC ? rows[from * ROW + c] : init[r * ROW + c];
-        g_assert_cmpfloat (after[r * ROW + c], ==, want);
+        gboolean written = from >= 0 && from < N_SRC;
+        float want = written ? rows[from * ROW + c] : init[r * ROW + c];
+
+        if (f16 && written)
+          g_assert_true (at_test_is_f16_of (after[r * ROW + c], want));
+        else
+          g_assert_cmpfloat (after[r * ROW + c], ==, want);
       }
 }
 
 static void
 test_write_rows (void)
 {
-  check_write_rows (5, FALSE);
-  check_write_rows (0, FALSE);
-  check_write_rows (8, FALSE);   /* the last row falls off the end */
-  check_write_rows (-1, FALSE);  /* the first falls before the start */
-  check_write_rows (12, FALSE);  /* nothing lands */
-  check_write_rows (4, TRUE);    /* rows spaced wider than they are */
-  check_write_rows (9, TRUE);
+  check_write_rows (5, FALSE, FALSE);
+  check_write_rows (0, FALSE, FALSE);
+  check_write_rows (8, FALSE, FALSE);   /* the last row falls off the end */
+  check_write_rows (-1, FALSE, FALSE);  /* the first falls before the start */
+  check_write_rows (12, FALSE, FALSE);  /* nothing lands */
+  check_write_rows (4, TRUE, FALSE);    /* rows spaced wider than they are */
+  check_write_rows (9, TRUE, FALSE);
+  check_write_rows (3, FALSE, TRUE);    /* an f16 dst (an f16 KV cache) */
+  check_write_rows (8, TRUE, TRUE);
 }
 
 static void

@@ -234,6 +234,7 @@ test_record (void)
   res.text = g_strdup ("Rain.");
   res.seed = 77;
   res.n_ctx = 512;
+  res.kv_type = AT_DTYPE_F16;
   res.max_tokens = 32;
   res.model_family = g_strdup ("llama");
   res.stats.prompt_tokens = 40;
@@ -261,6 +262,7 @@ test_record (void)
   g_assert_cmpint (json_object_get_int_member (o, "seed"), ==, 77);
   g_assert_cmpint (json_object_get_int_member (o, "max_tokens"), ==, 32);
   g_assert_cmpint (json_object_get_int_member (o, "ctx"), ==, 512);
+  g_assert_cmpstr (json_object_get_string_member (o, "kv_type"), ==, "f16");
   g_assert_cmpint (json_object_get_int_member (o, "generated_tokens"), ==, 3);
   g_assert_cmpstr (json_array_get_string_element (json_object_get_array_member (o, "stop"), 0), ==, "\n\n");
   g_assert_false (json_object_get_boolean_member (o, "stopped"));
@@ -350,6 +352,8 @@ test_greedy_matches_cli (void)
   g_assert_cmpstr (result.model_kind, ==, at_model_kind_name (AT_MODEL_KIND_LLM));
   g_assert_nonnull (result.description);
   g_assert_false (result.stats.cancelled);
+  g_assert_cmpint (result.kv_type, ==,
+                   at_device_get_info (at_test_device ())->storage_16bit ? AT_DTYPE_F16 : AT_DTYPE_F32);
   cli = run_cli ("Hello", extra);
   want = g_strconcat (result.text, "\n", NULL);
   g_assert_cmpstr (cli, ==, want);
@@ -359,6 +363,14 @@ test_greedy_matches_cli (void)
   g_assert_true (atelier_writer_run (writer, &r, NULL, NULL, NULL, &again, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (again.text, ==, result.text);
+
+  /* An f32 KV cache on request: the model is set up again with it. */
+  atelier_write_result_clear (&again);
+  r.kv_type = AT_DTYPE_F32;
+  g_assert_true (atelier_writer_run (writer, &r, NULL, NULL, NULL, &again, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (again.kv_type, ==, AT_DTYPE_F32);
+  g_assert_cmpuint (again.stats.generated_tokens, >, 0);
 }
 
 typedef struct

@@ -1,8 +1,8 @@
 /* at-llm.c: decoder-only transformers (llama, qwen2, phi3, gemma, gemma2) from GGUF on the
  * engine's graph.
  *
- * KV cache: per layer one K and one V buffer, [n_ctx, kv_heads, head_dim] f32, bound into the
- * graphs as weights. The graph for n new tokens writes their roped keys and values into the
+ * KV cache: per layer one K and one V buffer, [n_ctx, kv_heads, head_dim] f16 (or f32, as the
+ * caller asks), bound into the graphs as weights. The graph for n new tokens writes their roped keys and values into the
  * cache at the position (at_write_rows, which reads the position at run time), then attends
  * over the cache, causally: the run-time kv_len (the position after the new rows, padding
  * included) hides the rows not yet written, and query i of n sees the rows up to kv_len - n + i,
@@ -87,6 +87,7 @@ struct _AtLlm
   AtDevice *device;
   Arch arch;
   guint n_layer, dim, ffn, n_head, n_kv, head_dim, n_rot, n_vocab, n_ctx;
+  AtDtype kv_dtype; /* the KV cache's: f16 or f32 */
   float eps, rope_base, freq_scale;
   float attn_scale;                 /* the scores' scale, usually 1 / sqrt (head_dim) */
   float attn_softcap, final_softcap; /* gemma2; 0: none */
@@ -560,7 +561,7 @@ load_weights (AtLlm *m, AtGguf *gguf, GError **error)
 }
 
 AtLlm *
-at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, GError **error)
+at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, AtDtype kv_dtype, GError **error)
 {
   g_autoptr (AtLlm) m = NULL;
   const char *file;
@@ -569,6 +570,7 @@ at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, GError **error)
   int a;
 
   g_return_val_if_fail (device != NULL && gguf != NULL, NULL);
+  g_return_val_if_fail (kv_dtype == AT_DTYPE_F16 || kv_dtype == AT_DTYPE_F32, NULL);
   file = at_gguf_get_file_name (gguf);
   if (n_ctx < 1 || n_ctx > MAX_CTX)
     {
@@ -593,6 +595,8 @@ at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, GError **error)
   m->device = device;
   m->arch = (Arch) a;
   m->n_ctx = n_ctx;
+  /* Writing halves needs 16-bit storage buffers (every desktop GPU and lavapipe have them). */
+  m->kv_dtype = at_device_get_info (device)->storage_16bit ? kv_dtype : AT_DTYPE_F32;
   m->min_cache_view = MIN_CACHE_VIEW;
   m->max_batch = MAX_BATCH;
   if (g_getenv ("ATELIER_LLM_BATCH") != NULL)
@@ -603,7 +607,7 @@ at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, GError **error)
   if (!load_hparams (m, gguf, error) || !load_weights (m, gguf, error))
     return NULL;
 
-  cache_bytes = (gsize) n_ctx * m->n_kv * m->head_dim * sizeof (float);
+  cache_bytes = (gsize) n_ctx * m->n_kv * m->head_dim * (m->kv_dtype == AT_DTYPE_F16 ? 2 : 4);
   for (guint l = 0; l < m->n_layer; l++)
     {
       Layer *L = &m->layers[l];
@@ -685,8 +689,8 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       /* Each projection after a norm takes it as at_matmul_rms: one dispatch where the
        * matrix-vector kernel can normalise its input itself (token generation on a CPU). */
       an = weight_tensor (g, &L->attn_norm);
-      kc = at_graph_weight (g, "k cache", AT_DTYPE_F32, 3, cache_shape, L->k_cache, 0);
-      vc = at_graph_weight (g, "v cache", AT_DTYPE_F32, 3, cache_shape, L->v_cache, 0);
+      kc = at_graph_weight (g, "k cache", m->kv_dtype, 3, cache_shape, L->k_cache, 0);
+      vc = at_graph_weight (g, "v cache", m->kv_dtype, 3, cache_shape, L->v_cache, 0);
       if (L->qkv.buffer != NULL)
         {
           AtTensor *qkv = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->qkv)); /* [n, qd + 2 kvd] */
@@ -977,6 +981,67 @@ guint
 at_llm_get_n_ctx (AtLlm *m)
 {
   return m->n_ctx;
+}
+
+AtDtype
+at_llm_get_kv_dtype (AtLlm *m)
+{
+  return m->kv_dtype;
+}
+
+gboolean
+at_llm_parse_kv_dtype (const char *name, AtDtype *out)
+{
+  if (g_strcmp0 (name, "f16") == 0)
+    *out = AT_DTYPE_F16;
+  else if (g_strcmp0 (name, "f32") == 0)
+    *out = AT_DTYPE_F32;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+static void
+add_buffer (GHashTable *seen, AtBuffer *b, guint64 *sum)
+{
+  if (b != NULL && g_hash_table_add (seen, b))
+    *sum += at_buffer_get_size (b);
+}
+
+void
+at_llm_get_memory (AtLlm *m, guint64 *weights, guint64 *kv_cache, guint64 *activations)
+{
+  g_autoptr (GHashTable) seen = g_hash_table_new (NULL, NULL);
+  guint64 w = 0, kv = 0, act = 0;
+
+  add_buffer (seen, m->token_embd.buffer, &w);
+  add_buffer (seen, m->output_norm.buffer, &w);
+  add_buffer (seen, m->output.buffer, &w);
+  add_buffer (seen, m->rope_freqs.buffer, &w);
+  for (guint l = 0; l < m->n_layer; l++)
+    {
+      Layer *L = &m->layers[l];
+      const Weight *ws[] = { &L->attn_norm, &L->ffn_norm, &L->post_attn_norm, &L->post_ffn_norm,
+                             &L->q, &L->k, &L->v, &L->qkv, &L->q_b, &L->k_b, &L->v_b, &L->qkv_b,
+                             &L->o, &L->gate, &L->up, &L->down };
+
+      for (guint i = 0; i < G_N_ELEMENTS (ws); i++)
+        add_buffer (seen, ws[i]->buffer, &w);
+      add_buffer (seen, L->k_cache, &kv);
+      add_buffer (seen, L->v_cache, &kv);
+    }
+  for (guint i = 0; i < MAX_DECODE_GRAPHS; i++)
+    if (m->decode[i] != NULL)
+      act += at_graph_get_arena_size (m->decode[i]->graph);
+  for (guint i = 0; i < N_PROMPT_GRAPHS; i++)
+    if (m->prompts[i] != NULL)
+      act += at_graph_get_arena_size (m->prompts[i]->graph);
+  if (weights != NULL)
+    *weights = w;
+  if (kv_cache != NULL)
+    *kv_cache = kv;
+  if (activations != NULL)
+    *activations = act;
 }
 
 guint

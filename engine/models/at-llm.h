@@ -10,7 +10,7 @@
  *
  * at_llm_new checks the architecture, the hyperparameters and every tensor's presence, dtype
  * and shape, then uploads the weights once and allocates the KV cache on the device
- * ([n_ctx, kv_heads, head_dim] f32 per layer for K and for V).
+ * ([n_ctx, kv_heads, head_dim] per layer for K and for V, in f16 or f32).
  *
  * at_llm_eval appends tokens at the current position: a single token runs one decode graph,
  * compiled on first use and replayed with the token id, position and key count as inputs;
@@ -32,8 +32,11 @@ typedef struct _AtLlm AtLlm;
  * most tokens one sequence may hold (1 .. the file's context length is not enforced; at most
  * 1 << 20). Errors: AT_ERROR_UNSUPPORTED for an architecture or rope scaling Atelier lacks,
  * AT_ERROR_BAD_FILE for missing or mis-shaped tensors and hyperparameters (naming them),
- * device errors from the uploads. */
-AtLlm *at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, GError **error);
+ * device errors from the uploads. `kv_dtype`: the KV cache's, AT_DTYPE_F16 (half the memory
+ * and the attention's reads; keys and values rounded to f16 as llama.cpp does by default) or
+ * AT_DTYPE_F32; f16 falls back to f32 on a device without 16-bit storage buffers
+ * (at_llm_get_kv_dtype says which). */
+AtLlm *at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, AtDtype kv_dtype, GError **error);
 void at_llm_free (AtLlm *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AtLlm, at_llm_free)
 
@@ -47,6 +50,12 @@ void at_llm_reset (AtLlm *m);
 
 guint at_llm_get_n_vocab (AtLlm *m);
 guint at_llm_get_n_ctx (AtLlm *m);
+AtDtype at_llm_get_kv_dtype (AtLlm *m);
+/* "f16" or "f32" (a --kv-type option) to its dtype; FALSE for anything else. */
+gboolean at_llm_parse_kv_dtype (const char *name, AtDtype *out);
+/* Device memory held, in bytes: the weights, the KV cache, and the activation arenas of the
+ * graphs compiled so far (each kept graph has its own). Any may be NULL. */
+void at_llm_get_memory (AtLlm *m, guint64 *weights, guint64 *kv_cache, guint64 *activations);
 /* Tokens held in the cache. */
 guint at_llm_get_position (AtLlm *m);
 /* "llama", "qwen2", "phi3". */

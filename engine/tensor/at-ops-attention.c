@@ -300,14 +300,18 @@ encode_attention (AtEncoder *enc, AtTensor *dst, GError **error)
   strides3 (k, &push.skb, &push.skh, &push.skj);
   strides3 (v, &push.svb, &push.svh, &push.svj);
   b[0] = at_encoder_bind (enc, q, FALSE, &push.oq, 4);
-  /* f32 K and V in RGBA32UI texel views on CPU devices when every row starts on a texel
-   * (ATELIER_ATTENTION_TEXEL=0 turns it off, for tests). */
-  if (!f16 && info->type == VK_PHYSICAL_DEVICE_TYPE_CPU && n.d % 4 == 0
+  /* K and V in texel views on CPU devices when every row starts on a texel of 4 elements: f32
+   * in RGBA32UI, f16 in RG32UI (ATELIER_ATTENTION_TEXEL=0 turns it off, for tests). */
+  if (info->type == VK_PHYSICAL_DEVICE_TYPE_CPU && n.d % 4 == 0
       && (push.skb | push.skh | push.skj | push.svb | push.svh | push.svj) % 4 == 0
       && g_strcmp0 (g_getenv ("ATELIER_ATTENTION_TEXEL"), "0") != 0)
-    texel = at_encoder_bind_texel (enc, k, 0, 0, VK_FORMAT_R32G32B32A32_UINT, &b[1], &push.ok, 4)
-            && at_encoder_bind_texel (enc, v, 0, 0, VK_FORMAT_R32G32B32A32_UINT, &b[2], &push.ov, 4)
-            && push.ok % 4 == 0 && push.ov % 4 == 0;
+    {
+      VkFormat format = f16 ? VK_FORMAT_R32G32_UINT : VK_FORMAT_R32G32B32A32_UINT;
+
+      texel = at_encoder_bind_texel (enc, k, 0, 0, format, &b[1], &push.ok, kv_unit)
+              && at_encoder_bind_texel (enc, v, 0, 0, format, &b[2], &push.ov, kv_unit)
+              && push.ok % 4 == 0 && push.ov % 4 == 0;
+    }
   if (!texel)
     {
       b[1] = at_encoder_bind (enc, k, FALSE, &push.ok, kv_unit);
@@ -351,15 +355,29 @@ encode_attention (AtEncoder *enc, AtTensor *dst, GError **error)
     {
       /* One query position on a CPU device: attention_decode.comp, a workgroup per kv head. */
       AtPipelineDesc desc = {
-        "attention_decode", 7, { tl.nl, 1, 1, (guint32) n.d, push.g, 0, tl.nl },
-        6, sizeof (AttnPush), 0x6,
+        f16 ? "attention_decode_f16" : "attention_decode", 8,
+        { tl.nl, 1, 1, (guint32) n.d, push.g, 0, tl.nl, FALSE }, 6, sizeof (AttnPush), 0x6,
       };
+      AtBinding k8;
+      guint32 ok8;
+
+      /* f16 K rows of whole 8-half texels: RGBA32UI, one fetch for two chunks (K8). */
+      if (f16 && n.d % 8 == 0 && (push.skb | push.skh | push.skj) % 8 == 0
+          && at_encoder_bind_texel (enc, k, 0, 0, VK_FORMAT_R32G32B32A32_UINT, &k8, &ok8, 2)
+          && ok8 % 8 == 0)
+        {
+          b[1] = k8;
+          push.ok = ok8;
+          desc.spec[7] = TRUE;
+        }
       return at_encoder_dispatch (enc, &desc, "attention_decode", &push, b, 1, 1,
                                   (guint32) (n.b * n.hkv), error);
     }
   {
     AtPipelineDesc desc = {
-      texel ? "attention_texel" : f16 ? "attention_f16" : "attention", 9,
+      texel ? (f16 ? "attention_texel_f16" : "attention_texel")
+            : f16 ? "attention_f16" : "attention",
+      9,
       { tl.nl, 1, 1, (guint32) n.d, tl.rpl, paired, tl.nl, vec4, tl.keys_on_lanes },
       6, sizeof (AttnPush), texel ? 0x6 : 0,
     };

@@ -622,6 +622,7 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
                           sizeof (RopePush) };
   AtBinding b[6];
   guint32 gx, gy;
+  gboolean f16 = FALSE;
 
   copy_shape4 (x, push.ne, push.sx);
   push.n_rot = (guint32) p->n_rot;
@@ -638,9 +639,17 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
   if (p->kc >= 0)
     {
       const AtTensor *kc = dst->src[p->kc];
+      guint unit = kc->dtype == AT_DTYPE_F16 ? 2 : 4;
 
-      b[4] = at_encoder_bind (enc, kc, TRUE, &push.okc, 4);
-      b[5] = at_encoder_bind (enc, dst->src[p->vc], TRUE, &push.ovc, 4);
+      if (unit == 2 && !at_encoder_get_info (enc)->storage_16bit)
+        {
+          g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                       "rope_cache: f16 caches need a device with 16-bit storage buffers");
+          return FALSE;
+        }
+      f16 = unit == 2;
+      b[4] = at_encoder_bind (enc, kc, TRUE, &push.okc, unit);
+      b[5] = at_encoder_bind (enc, dst->src[p->vc], TRUE, &push.ovc, unit);
       push.nq = (guint32) p->nq;
       push.nkv = (guint32) p->nkv;
       push.ncache = (guint32) kc->shape[0];
@@ -652,7 +661,7 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
       && push.okc % 4 == 0 && push.ovc % 4 == 0)
     {
       /* Items of 4 elements: 2 pairs (normal) or 4 pairs (neox), then copies of 4. */
-      desc.shader = "rope_vec4";
+      desc.shader = f16 ? "rope_vec4_cache_f16" : "rope_vec4";
       push.per_row = push.n_rot / (p->mode == AT_ROPE_NEOX ? 8 : 4) + (push.ne[3] - push.n_rot) / 4;
       push.n = push.ne[0] * push.ne[1] * push.per_row;
       push.ne[3] /= 4;
@@ -660,6 +669,8 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
         push.sx[i] /= 4;
       push.ox /= 4, push.od /= 4, push.okc /= 4, push.ovc /= 4;
     }
+  else if (f16)
+    desc.shader = "rope_cache_f16";
   at_encoder_grid (enc, (push.n + WG_ELEMENTWISE - 1) / WG_ELEMENTWISE, &gx, &gy);
   return at_encoder_dispatch (enc, &desc, "rope", &push, b, gx, gy, 1, error);
 }
@@ -716,12 +727,14 @@ rope_node (AtGraph *g, const char *op, AtTensor *x, AtTensor *positions, int n_r
       if (x->ndim != 3 || n_q_heads < 0 || x->shape[1] != n_q_heads + 2 * nkv)
         return at_graph_fail (g, op, "x %s must be [L, %d q heads + 2 x %" G_GINT64_FORMAT
                               " kv heads, D] for the caches %s", dx, n_q_heads, nkv, dk);
-      if (k_cache->dtype != AT_DTYPE_F32 || k_cache->ndim != 3 || k_cache->shape[2] != d
-          || !at_tensor_is_contiguous (k_cache) || v_cache->dtype != AT_DTYPE_F32
+      if ((k_cache->dtype != AT_DTYPE_F32 && k_cache->dtype != AT_DTYPE_F16)
+          || k_cache->ndim != 3 || k_cache->shape[2] != d
+          || !at_tensor_is_contiguous (k_cache) || v_cache->dtype != k_cache->dtype
           || v_cache->ndim != 3 || memcmp (v_cache->shape, k_cache->shape, 3 * sizeof (gint64)) != 0
           || !at_tensor_is_contiguous (v_cache))
-        return at_graph_fail (g, op, "the caches %s and %s must be contiguous f32 [rows, %"
-                              G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]", dk, dv, nkv, d);
+        return at_graph_fail (g, op, "the caches %s and %s must be contiguous f32 or f16 [rows, %"
+                              G_GINT64_FORMAT ", %" G_GINT64_FORMAT "], both of one dtype", dk,
+                              dv, nkv, d);
       p.kc = add_src (srcs, &n, k_cache);
       p.vc = add_src (srcs, &n, v_cache);
       p.nq = n_q_heads;

@@ -60,8 +60,8 @@ AtTensor *at_rope (AtGraph *g, AtTensor *x, AtTensor *positions, int n_rot, floa
 /* at_rope for a language model's fused projection, writing its KV cache on the way: x is
  * [L, n_q_heads + 2 Hkv, D] (the q, k and v heads of each token, a strided view is fine); the q
  * and k heads turn, the v heads are copied, and token l's k and v heads are written into row
- * positions[l] of k_cache and v_cache (contiguous f32 [rows, Hkv, D]; positions outside
- * them are not written). The result is contiguous, of x's shape. One dispatch where rope and
+ * positions[l] of k_cache and v_cache (contiguous [rows, Hkv, D], both f32 or both f16,
+ * rounded to f16 there; positions outside them are not written). The result is contiguous, of x's shape. One dispatch where rope and
  * two at_write_rows took three. */
 AtTensor *at_rope_cache (AtGraph *g, AtTensor *x, AtTensor *positions, int n_rot, float base,
                          float freq_scale, AtRopeMode mode, AtTensor *freq_factors, int n_q_heads,

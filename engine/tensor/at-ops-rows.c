@@ -159,14 +159,23 @@ encode_write_rows (AtEncoder *enc, AtTensor *dst, GError **error)
   WriteRowsPush push = { 0 };
   AtBinding b[3];
   guint32 gx, gy;
+  gboolean f16 = dst->dtype == AT_DTYPE_F16;
 
+  if (f16 && !at_encoder_get_info (enc)->storage_16bit)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                   "write_rows: an f16 dst needs a device with 16-bit storage buffers");
+      return FALSE;
+    }
+  if (f16)
+    desc.shader = "write_rows_f16";
   push.n_dst = (guint32) dst->shape[0];
   push.n_src = (guint32) rows->shape[0];
   push.dim = (guint32) (at_tensor_numel (rows) / rows->shape[0]);
   push.srow = (guint32) rows->stride[0];
   b[0] = at_encoder_bind (enc, rows, FALSE, &push.os, 4);
   b[1] = at_encoder_bind (enc, start, FALSE, &push.oi, 4);
-  b[2] = at_encoder_bind (enc, dst, TRUE, &push.od, 4);
+  b[2] = at_encoder_bind (enc, dst, TRUE, &push.od, f16 ? 2 : 4);
   at_encoder_grid (enc, ((guint64) push.n_src * push.dim + WG - 1) / WG, &gx, &gy);
   return at_encoder_dispatch (enc, &desc, "write_rows", &push, b, gx, gy, 1, error);
 }
@@ -200,9 +209,10 @@ at_write_rows (AtGraph *g, AtTensor *dst, AtTensor *rows, AtTensor *start)
   dd = at_tensor_describe (dst);
   dr = at_tensor_describe (rows);
   ds = at_tensor_describe (start);
-  if (dst->dtype != AT_DTYPE_F32 || rows->dtype != AT_DTYPE_F32 || start->dtype != AT_DTYPE_I32)
-    return at_graph_fail (g, "write_rows", "needs f32 dst and rows and an i32 start, not %s, %s, %s",
-                          dd, dr, ds);
+  if ((dst->dtype != AT_DTYPE_F32 && dst->dtype != AT_DTYPE_F16) || rows->dtype != AT_DTYPE_F32
+      || start->dtype != AT_DTYPE_I32)
+    return at_graph_fail (g, "write_rows", "needs an f32 or f16 dst, f32 rows and an i32 start, "
+                          "not %s, %s, %s", dd, dr, ds);
   if (!at_tensor_is_contiguous (dst) || !rows_contiguous (rows))
     return at_graph_fail (g, "write_rows", "dst must be contiguous, and each row of rows: %s, %s",
                           dd, dr);

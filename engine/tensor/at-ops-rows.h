@@ -11,10 +11,10 @@ G_BEGIN_DECLS
  * device's storage range are read in chunks, one dispatch each. */
 AtTensor *at_get_rows (AtGraph *g, AtTensor *table, AtTensor *ids);
 
-/* dst (a weight: a caller's f32 buffer, e.g. a KV cache [n_ctx, heads, head_dim]) with
- * rows[r] written at row start[0] + r, for the rows that land in [0, dst rows); rows [n, ...]
- * f32 with dst's row shape (each row contiguous, rows any stride apart), start i32 (read at run
- * time). Returns dst after the write, for the
+/* dst (a weight: a caller's f32 or f16 buffer, e.g. a KV cache [n_ctx, heads, head_dim]) with
+ * rows[r] written at row start[0] + r (rounded to f16 for an f16 dst), for the rows that land
+ * in [0, dst rows); rows [n, ...] f32 with dst's row shape (each row contiguous, rows any stride
+ * apart), start i32 (read at run time). Returns dst after the write, for the
  * ops that read it; the write stays in dst's buffer after the run. */
 AtTensor *at_write_rows (AtGraph *g, AtTensor *dst, AtTensor *rows, AtTensor *start);
 

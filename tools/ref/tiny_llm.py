@@ -251,9 +251,10 @@ def build_file(cfg, w, kind, tied):
     return kvs, tensors, held
 
 
-def forward(cfg, w, ids):
+def forward(cfg, w, ids, kv16=False):
     """Logits [len(ids), V] in float64: RMSNorm, rotate-half RoPE, GQA causal attention,
-    SwiGLU MLP, on unpermuted weights."""
+    SwiGLU MLP, on unpermuted weights. kv16: the keys (after RoPE) and values rounded to
+    float16 before attention, as an f16 KV cache holds them."""
     T = lambda a: torch.tensor(np.asarray(a), dtype=torch.float64)
     nh, nkv, dim, eps = cfg["heads"], cfg["kv_heads"], cfg["dim"], cfg["eps"]
     hd = cfg.get("head_dim", dim // nh)
@@ -292,8 +293,11 @@ def forward(cfg, w, ids):
         if "q_b" in l:
             q, k, v = q + T(l["q_b"]), k + T(l["k_b"]), v + T(l["v_b"])
         q = rope(q.view(L, nh, hd)).transpose(0, 1)
-        k = rope(k.view(L, nkv, hd)).transpose(0, 1).repeat_interleave(nh // nkv, 0)
-        v = v.view(L, nkv, hd).transpose(0, 1).repeat_interleave(nh // nkv, 0)
+        k, v = rope(k.view(L, nkv, hd)), v.view(L, nkv, hd)
+        if kv16:
+            k, v = k.to(torch.float16).to(torch.float64), v.to(torch.float16).to(torch.float64)
+        k = k.transpose(0, 1).repeat_interleave(nh // nkv, 0)
+        v = v.transpose(0, 1).repeat_interleave(nh // nkv, 0)
         scores = q @ k.transpose(1, 2) / np.sqrt(hd)
         if arch == "gemma2":
             scores = softcap(scores, cfg["attn_softcap"]) + (swa_mask if li % 2 == 0 else mask)
@@ -319,16 +323,20 @@ def write_model(outdir, name, cfg, w, kind, tied, prompt, tweak=None):
     write_gguf(os.path.join(outdir, name + ".gguf"), kvs, tensors)
     if tweak is not None:
         return
-    logits = forward(cfg, held, prompt)
-    ids = list(prompt)
-    greedy = []
-    for _ in range(32):
-        nxt = int(forward(cfg, held, ids)[-1].argmax())
-        greedy.append(nxt)
-        ids.append(nxt)
+    out = {"prompt": prompt, "vocab": cfg["vocab"]}
+    # Each twice: an f32 KV cache (exact to the engine's f32 rounding) and an f16 one.
+    for suffix, kv16 in (("", False), ("_kv16", True)):
+        logits = forward(cfg, held, prompt, kv16)
+        ids = list(prompt)
+        greedy = []
+        for _ in range(32):
+            nxt = int(forward(cfg, held, ids, kv16)[-1].argmax())
+            greedy.append(nxt)
+            ids.append(nxt)
+        out["greedy" + suffix] = greedy
+        out["logits" + suffix] = logits.float().tolist()
     with open(os.path.join(outdir, name + ".json"), "w") as f:
-        json.dump({"prompt": prompt, "vocab": cfg["vocab"], "greedy": greedy,
-                   "logits": logits.float().tolist()}, f)
+        json.dump(out, f)
 
 
 def byte_alphabet():
