@@ -20,6 +20,14 @@
 // and a K of at most eight steps (KS) is walked by fully unrolled code: measured 1.2-1.6x on
 // SmolLM's rows (K 576, 1536), slower at K 4096, where the unrolled code outgrows the
 // instruction cache.
+// QA8 (q4_0): a is quantised to 8 bits per block of 32, as llama.cpp's CPU backend does (c =
+// round(a 127 / max|a|), the block's scale max|a| / 127), and the products are integer, two
+// to a 32-bit multiply: (n0 + n2 2^16) (c2 + c0 2^16) holds n0 c0 + n2 c2 in its high half.
+// Eight such products summed keep both halves within 16 bits (|n c| <= 15 127), so a block
+// of 32 nibbles is 16 multiplies in two sums, where the float path takes 32 conversions,
+// multiplies and adds. The quantised a is packed per texel, the pairs (2, 0) and (3, 1) of
+// its four elements: exactly the pairs of nibbles that `w & 0x000f000f` and
+// `(w >> 8) & 0x000f000f` pick out of a word of q4_0 quants. Reference: ref_matmul's qa8.
 #version 450
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_shuffle : enable
@@ -35,6 +43,7 @@ layout(constant_id = 15) const bool G_RGBA = false;  // the norm weight's view i
 layout(constant_id = 16) const uint KS = 0;  // K / 256, unrolled, or 0: a run-time loop
 layout(constant_id = 17) const bool RMS = false;  // at_matmul_rms
 layout(constant_id = 18) const bool GLU = false;  // at_matmul_swiglu
+layout(constant_id = 19) const bool QA8 = false;  // q4_0 with a quantised to 8 bits (above)
 
 #include "matmul-common.glsl"
 
@@ -56,6 +65,10 @@ const uint NW = (14u + 8u * BS + 15u) / 16u;  // texels a step's window spans at
 #define NIB(T, o, h) float((T[(o) >> 4][((o) >> 2) & 3u] >> (8u * ((o) & 3u) + 4u * (h))) & 15u)
 #define UBYTE(T, o) ((T[(o) >> 4][((o) >> 2) & 3u] >> (8u * ((o) & 3u))) & 255u)
 #define HALF(T, o) unpackHalf2x16(T[(o) >> 4][((o) >> 2) & 3u])[((o) >> 1) & 1u]
+#define WORDAT(T, o) T[(o) >> 4][((o) >> 2) & 3u]
+// The 32-bit word at even byte `o` (constant): whole, or the halves of two.
+#define WORD(T, o) \
+  (((o) & 3u) == 0u ? WORDAT(T, o) : (WORDAT(T, (o) - 2u) >> 16) | (WORDAT(T, (o) + 2u) << 16))
 
 // a's texel 64 g + q S + lane of the step (silu(gate) * up with GLU), normalised by rs and
 // the weight with RMS.
@@ -93,6 +106,53 @@ void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
   [[unroll]] for (uint q = 0u; q < NA; q++)
     if (q * S < 8u * nb)
       load_a(g, q, a4, alast, rs, A[q]);
+  if (QA8) {
+    // Each lane quantises its texels; a block's 8 texels sit on 8 aligned lanes, whose
+    // maximum and sum of quants three butterfly steps gather.
+    int P0[NA], P1[NA], CS[NA];
+    float DA[NA];
+    [[unroll]] for (uint q = 0u; q < NA; q++)
+      if (q * S < 8u * nb) {
+        vec4 v = A[q];
+        float amax = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
+        amax = max(amax, subgroupShuffleXor(amax, 1u));
+        amax = max(amax, subgroupShuffleXor(amax, 2u));
+        amax = max(amax, subgroupShuffleXor(amax, 4u));
+        ivec4 c = ivec4(roundEven(v * (amax > 0.0 ? 127.0 / amax : 0.0)));
+        P0[q] = c.z + (c.x << 16);
+        P1[q] = c.w + (c.y << 16);
+        int cs = (c.x + c.y) + (c.z + c.w);
+        cs += subgroupShuffleXor(cs, 1u);
+        cs += subgroupShuffleXor(cs, 2u);
+        CS[q] = cs + subgroupShuffleXor(cs, 4u);
+        DA[q] = amax / 127.0;
+      }
+    [[unroll]] for (uint j = 0u; j < nb; j++) {
+      int p0[8], p1[8];
+      [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        uint t = 8u * j + i;  // a's texel within the step: elements 32 j + 4 i ..
+        p0[i] = subgroupShuffle(P0[t / S], t % S);
+        p1[i] = subgroupShuffle(P1[t / S], t % S);
+      }
+      uint t0 = 8u * j;
+      float da = subgroupShuffle(DA[t0 / S], t0 % S);
+      int cs = subgroupShuffle(CS[t0 / S], t0 % S);
+      uint mo = m + BS * j;
+      [[unroll]] for (uint r = 0u; r < RR; r++) {
+        // Word w of the quants: low nibbles are elements 4 w .. 4 w + 3 (texel w), high ones
+        // 16 + 4 w .. (texel 4 + w).
+        int lo = 0, hi = 0;
+        [[unroll]] for (uint w = 0u; w < 4u; w++) {
+          uint qw = WORD(W[r], mo + 2u + 4u * w);
+          lo += int(qw & 0x000f000fu) * p0[w] + int((qw >> 8) & 0x000f000fu) * p1[w];
+          hi += int((qw >> 4) & 0x000f000fu) * p0[4u + w] + int((qw >> 12) & 0x000f000fu) * p1[4u + w];
+        }
+        int h = ((lo + 32768) >> 16) + ((hi + 32768) >> 16);
+        acc[r] += HALF(W[r], mo) * da * float(h - 8 * cs);
+      }
+    }
+    return;
+  }
   [[unroll]] for (uint j = 0u; j < nb; j++) {
     float av[32];
     [[unroll]] for (uint e = 0u; e < 32u; e++) {

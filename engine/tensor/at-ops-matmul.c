@@ -79,11 +79,13 @@ G_STATIC_ASSERT (sizeof (MatmulPush) == 84);
 /* MatmulPush.oc without an addend c, .og without a norm. */
 #define NO_C G_MAXUINT32
 
-/* at_matmul_rms's node parameters. */
+/* The matmul nodes' parameters: at_matmul_rms's epsilon, and qa8 (a q4_0 b on the rows
+ * kernel: a is quantised to 8 bits per block of 32 first, see matvec_rows.comp). */
 typedef struct
 {
   float eps;
-} RmsParams;
+  gboolean qa8;
+} MatmulParams;
 
 static const AtOp matmul_add_op, matmul_rms_op, matmul_swiglu_op;
 
@@ -94,13 +96,50 @@ static const AtDtype weight_dtypes[] = {
 
 /* ---- reference ---- */
 
-/* Plain triple loop over contiguous f32 sources, accumulating in double. */
+static gboolean
+qa8 (const AtTensor *dst)
+{
+  return ((const MatmulParams *) dst->params)->qa8;
+}
+
+/* x (n, a multiple of 32) as matvec_rows.comp's QA8 sees it: per block of 32, c =
+ * round-half-even (x 127 / max|x|), times max|x| / 127. */
+static void
+quantize_a8 (const float *x, gint64 n, float *out)
+{
+  for (gint64 b = 0; b < n; b += 32)
+    {
+      float amax = 0, id, d;
+
+      for (gint64 i = b; i < b + 32; i++)
+        amax = MAX (amax, fabsf (x[i]));
+      id = amax > 0 ? 127.0f / amax : 0.0f;
+      d = amax / 127.0f;
+      for (gint64 i = b; i < b + 32; i++)
+        out[i] = nearbyintf (x[i] * id) * d;
+    }
+}
+
+/* Plain triple loop over contiguous f32 sources, accumulating in double (with qa8, a
+ * quantised first). */
 static void
 ref_matmul (const AtTensor *dst, const float *const *src, float *out)
 {
   gint64 as[4], bs[4], ds[4], st[4];
   gint64 M, N, K;
+  g_autofree float *aq = NULL;
+  const float *qsrc[2];
 
+  if (qa8 (dst))
+    {
+      gint64 n = at_tensor_numel (dst->src[0]);
+
+      aq = g_new (float, n);
+      quantize_a8 (src[0], n, aq);
+      qsrc[0] = aq;
+      qsrc[1] = src[1];
+      src = qsrc;
+    }
   at_tensor_shape4 (dst->src[0], as, st);
   at_tensor_shape4 (dst->src[1], bs, st);
   at_tensor_shape4 (dst, ds, st);
@@ -143,7 +182,7 @@ ref_matmul_add (const AtTensor *dst, const float *const *src, float *out)
 static void
 ref_matmul_rms (const AtTensor *dst, const float *const *src, float *out)
 {
-  const RmsParams *p = (const RmsParams *) dst->params;
+  const MatmulParams *p = (const MatmulParams *) dst->params;
   const AtTensor *a = dst->src[0];
   gint64 K = a->shape[a->ndim - 1], rows = at_tensor_numel (a) / K;
   g_autofree float *h = g_new (float, rows * K);
@@ -173,6 +212,16 @@ ref_matmul_swiglu (const AtTensor *dst, const float *const *src, float *out)
 
   for (gint64 k = 0; k < K; k++)
     h[k] = (double) src[0][k] / (1.0 + exp (-(double) src[0][k])) * src[0][K + k];
+  if (qa8 (dst))
+    {
+      g_autofree float *hf = g_new (float, K);
+
+      for (gint64 k = 0; k < K; k++)
+        hf[k] = (float) h[k];
+      quantize_a8 (hf, K, hf);
+      for (gint64 k = 0; k < K; k++)
+        h[k] = hf[k];
+    }
   for (gint64 n = 0; n < N; n++)
     {
       double s = 0;
@@ -426,7 +475,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
           if (dst->op == &matmul_rms_op)
             {
               /* RGBA32UI where the weight starts on a texel: a quarter of the fetches. */
-              push.eps = ((const RmsParams *) dst->params)->eps;
+              push.eps = ((const MatmulParams *) dst->params)->eps;
               g_rgba = at_encoder_bind_texel (enc, dst->src[2], 0, 0, VK_FORMAT_R32G32B32A32_UINT,
                                               &bind[4], &push.og, 4)
                        && push.og % 4 == 0;
@@ -443,7 +492,8 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
           guint32 passes = step == 0 ? 1 : step % 8 == 0 ? 2 : step % 4 == 0 ? 4 : 8;
 
           desc.shader = "matvec_rows";
-          desc.n_spec = 19;
+          desc.n_spec = 20;
+          desc.spec[19] = qa8 (dst);
           desc.spec[15] = g_rgba;
           /* K of at most eight steps of 256 unrolled (see matvec_rows.comp); fused variants by
            * spec constant, not by a branch on the push constants. */
@@ -460,9 +510,9 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
     }
   else
     bind[0] = at_encoder_bind (enc, a, FALSE, &push.oa, a->dtype == AT_DTYPE_F16 ? 2 : 4);
-  if ((dst->op == &matmul_rms_op || dst->op == &matmul_swiglu_op) && !own_rows)
+  if ((dst->op == &matmul_rms_op || dst->op == &matmul_swiglu_op || qa8 (dst)) && !own_rows)
     {
-      /* The fused ops only fuse where rows_kernel_takes said this kernel would run. */
+      /* The fused ops (and qa8) only where rows_kernel_takes said this kernel would run. */
       g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
                    "%s: %s cannot take the matrix-vector rows kernel", dst->op->name, b->name);
       return FALSE;
@@ -611,6 +661,8 @@ product_shape (AtGraph *g, const char *op, AtTensor *a, AtTensor *b, gint64 shap
   return TRUE;
 }
 
+static gboolean takes_qa8 (AtGraph *g, const AtTensor *a, const AtTensor *b);
+
 AtTensor *
 at_matmul (AtGraph *g, AtTensor *a, AtTensor *b)
 {
@@ -618,11 +670,14 @@ at_matmul (AtGraph *g, AtTensor *a, AtTensor *b)
   gint64 shape[4];
   int ndim;
 
+  MatmulParams p = { 0 };
+
   if (a == NULL || b == NULL)
     return at_graph_new_node (g, &matmul_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 2, NULL, 0);
   if (!product_shape (g, "matmul", a, b, shape, &ndim))
     return NULL;
-  return at_graph_new_node (g, &matmul_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 2, NULL, 0);
+  p.qa8 = takes_qa8 (g, a, b);
+  return at_graph_new_node (g, &matmul_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 2, &p, sizeof p);
 }
 
 AtTensor *
@@ -632,6 +687,7 @@ at_matmul_add (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c)
   g_autofree char *dc = NULL;
   gint64 shape[4];
   int ndim;
+  MatmulParams p = { 0 };
 
   if (a == NULL || b == NULL || c == NULL)
     return at_graph_new_node (g, &matmul_add_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 3, NULL, 0);
@@ -644,7 +700,8 @@ at_matmul_add (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c)
     return at_graph_fail (g, "matmul_add", "c must have the product's shape: %s", dc);
   if (!at_tensor_is_contiguous (c))
     return at_graph_fail (g, "matmul_add", "c must be contiguous: %s", dc);
-  return at_graph_new_node (g, &matmul_add_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 3, NULL, 0);
+  p.qa8 = takes_qa8 (g, a, b);
+  return at_graph_new_node (g, &matmul_add_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 3, &p, sizeof p);
 }
 
 /* Whether encode_matmul will take the lanes-own-rows kernel (matvec_rows.comp) for a @ b^T,
@@ -668,6 +725,15 @@ rows_kernel_takes (AtGraph *g, const AtTensor *a, const AtTensor *b)
          && at_tensor_numel (b) / b->shape[b->ndim - 1] == b->shape[b->ndim - 2];
 }
 
+/* q4_0 on the rows kernel quantises a to 8 bits (matvec_rows.comp's QA8): twice as fast
+ * there, as llama.cpp's CPU backend does it. ATELIER_MATMUL_QA8=0 keeps f32 activations. */
+static gboolean
+takes_qa8 (AtGraph *g, const AtTensor *a, const AtTensor *b)
+{
+  return b->dtype == AT_DTYPE_Q4_0 && b->ndim >= 2 && rows_kernel_takes (g, a, b)
+         && g_strcmp0 (g_getenv ("ATELIER_MATMUL_QA8"), "0") != 0;
+}
+
 gboolean
 at_matmul_fuses (AtGraph *g, AtTensor *a, AtTensor *b)
 {
@@ -678,7 +744,7 @@ AtTensor *
 at_matmul_rms (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b)
 {
   AtTensor *srcs[3] = { a, b, weight };
-  RmsParams p = { eps };
+  MatmulParams p = { eps, FALSE };
   g_autofree char *dw = NULL;
   gint64 shape[4];
   int ndim;
@@ -693,6 +759,7 @@ at_matmul_rms (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b
   if (weight->dtype != AT_DTYPE_F32 || at_tensor_numel (weight) != a->shape[a->ndim - 1]
       || !at_tensor_is_contiguous (weight))
     return at_graph_fail (g, "matmul_rms", "the norm weight must be f32 [K], contiguous: %s", dw);
+  p.qa8 = takes_qa8 (g, a, b);
   return at_graph_new_node (g, &matmul_rms_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 3, &p,
                             sizeof p);
 }
@@ -703,6 +770,7 @@ at_matmul_swiglu (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c)
   AtTensor *srcs[3] = { a, b, c };
   gint64 shape[4] = { 1, 1, 1, 1 };
   int ndim;
+  MatmulParams p = { 0 };
 
   if (a == NULL || b == NULL)
     return at_graph_new_node (g, &matmul_swiglu_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 2, NULL, 0);
@@ -720,6 +788,7 @@ at_matmul_swiglu (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c)
       return at_graph_fail (g, "matmul_swiglu", "c must be f32, contiguous, of the product's %"
                             G_GINT64_FORMAT " elements: %s", shape[3], dc);
     }
+  p.qa8 = takes_qa8 (g, a, b);
   return at_graph_new_node (g, &matmul_swiglu_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs,
-                            c != NULL ? 3 : 2, NULL, 0);
+                            c != NULL ? 3 : 2, &p, sizeof p);
 }
