@@ -109,8 +109,8 @@ atelier_cmd_bench (int argc, char **argv)
     { "llama-bench", 0, 0, G_OPTION_ARG_FILENAME, &llama_bench,
       "llama.cpp's llama-bench, the anchor of bench text (default: $ATELIER_LLAMA_BENCH, or on PATH)",
       "PATH" },
-    { "kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_type, "The KV cache's type (bench text): f16 (default) or f32",
-      "TYPE" },
+    { "kv-type", 0, 0, G_OPTION_ARG_STRING, &kv_type,
+      "The KV cache's type (bench text): f16 (default) or f32", "TYPE" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("ops|models|text - measure the engine");
@@ -135,6 +135,11 @@ atelier_cmd_bench (int argc, char **argv)
       return 2;
     }
   text = strcmp (argv[1], "text") == 0;
+  if (kv_type != NULL && !at_llm_parse_kv_dtype (kv_type, &(AtDtype){ 0 }))
+    {
+      fprintf (stderr, "atelier bench: --kv-type is f16 or f32, not \"%s\"\n", kv_type);
+      return 2;
+    }
   models = strcmp (argv[1], "models") == 0 || text;
   if ((dev = at_device_get_default (&error)) == NULL)
     {

@@ -391,8 +391,8 @@ run_locked (Model *m, const AtelierWriteRequest *request, AtCompleteFunc on_piec
 
   if (!model_ensure (m, request->model_path, error) || !prepare (m, request, &p, error)
       || !at_text_prompt_tokens (m->tok, p.text, p.from_template, ids, error)
-      || !model_ensure_llm (m, p.n_ctx, request->kv_type == AT_DTYPE_F32 ? AT_DTYPE_F32 : AT_DTYPE_F16,
-                            error))
+      || !model_ensure_llm (m, p.n_ctx,
+                            request->kv_type == AT_DTYPE_F32 ? AT_DTYPE_F32 : AT_DTYPE_F16, error))
     return FALSE;
   at_sampler_params_init (&params.sampler);
   params.sampler.temperature = (float) request->temperature;

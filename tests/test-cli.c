@@ -244,6 +244,7 @@ test_bench_text (void)
   g_autoptr (GError) error = NULL;
   JsonArray *records;
   JsonObject *anchor, *prompt, *gen;
+  double kv16 = 0;
 
   if (!at_test_run_ref_tool ("tiny_llm.py", tool_args))
     return;
@@ -279,6 +280,33 @@ test_bench_text (void)
     g_assert_true (g_file_get_contents (args_path, &args, NULL, NULL));
     want_args = g_strdup_printf ("-m %s -p 128 -n 32 -t %u -r 1 -o json\n", model, g_get_num_processors ());
     g_assert_cmpstr (args, ==, want_args);
+    /* Device memory: the weights, the KV cache (f16 by default), the activations. */
+    g_assert_nonnull (find_record (records, "case", "device memory, weights"));
+    g_assert_nonnull (find_record (records, "case", "device memory, activations"));
+    kv16 = json_object_get_double_member (find_record (records, "case", "device memory, KV cache (*"),
+                                          "mib");
+  }
+  {
+    g_auto (Run) r = { 0 };
+    g_autoptr (JsonParser) p32 = json_parser_new ();
+
+    /* An f32 cache holds twice the bytes. */
+    run (&r, NULL, "bench", "text", "--quick", "--json", "--no-anchors", "--model", model,
+         "--kv-type", "f32", NULL);
+    g_assert_cmpint (r.status, ==, 0);
+    g_assert_true (json_parser_load_from_data (p32, r.out, -1, &error));
+    records = json_node_get_array (json_parser_get_root (p32));
+    g_assert_cmpfloat (kv16, >, 0);
+    g_assert_cmpfloat_with_epsilon (json_object_get_double_member (
+                                      find_record (records, "case", "device memory, KV cache (*"), "mib"),
+                                    2 * kv16, 0.02); /* two decimals each */
+  }
+  {
+    g_auto (Run) r = { 0 };
+
+    run (&r, NULL, "bench", "text", "--model", model, "--kv-type", "q8_0", NULL);
+    g_assert_cmpint (r.status, ==, 2);
+    g_assert_nonnull (strstr (r.err, "--kv-type is f16 or f32, not \"q8_0\""));
   }
   /* An anchor that fails: said on stderr with its own last words; no ratios. */
   write_llama_bench (fake, "echo 'llama_model_load: error loading model' >&2", 3);

@@ -2,8 +2,9 @@
  * engine's graph.
  *
  * KV cache: per layer one K and one V buffer, [n_ctx, kv_heads, head_dim] f16 (or f32, as the
- * caller asks), bound into the graphs as weights. The graph for n new tokens writes their roped keys and values into the
- * cache at the position (at_write_rows, which reads the position at run time), then attends
+ * caller asks), bound into the graphs as weights. The graph for n new tokens writes their
+ * roped keys and values into the cache at the position (the fused RoPE pass, or
+ * at_write_rows; both read the position at run time and round to the cache's dtype), then attends
  * over the cache, causally: the run-time kv_len (the position after the new rows, padding
  * included) hides the rows not yet written, and query i of n sees the rows up to kv_len - n + i,
  * its own position. A graph sees only a prefix of the cache, MIN_CACHE_VIEW rows doubled until it
