@@ -166,7 +166,7 @@ llama_anchor (JsonBuilder *b, gboolean json, const char *given, const char *mode
 
 int
 atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,
-                    const char *model_path, const char *kv_type, const char *llama_bench,
+                    const char *model_path, AtDtype kv_dtype, const char *llama_bench,
                     gboolean no_anchors)
 {
   LlamaAnchor anchor = { 0 };
@@ -182,18 +182,12 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
   AtGguf *gguf;
   AtTensorSet *set;
   guint64 weight_bytes = 0, mem_weights, mem_kv, mem_act;
-  AtDtype kv_dtype = AT_DTYPE_F16;
   guint n_prompt = quick ? 128 : PROMPT_TOKENS, n_gen = quick ? 32 : GEN_TOKENS, n_vocab;
   char name[128];
 
   if (model_path == NULL)
     {
       fprintf (stderr, "atelier bench text: say which model: --model FILE.gguf\n");
-      return 2;
-    }
-  if (kv_type != NULL && !at_llm_parse_kv_dtype (kv_type, &kv_dtype))
-    {
-      fprintf (stderr, "atelier bench text: --kv-type is f16 or f32, not \"%s\"\n", kv_type);
       return 2;
     }
   if ((file = at_model_file_open (model_path, &error)) == NULL)
@@ -248,7 +242,7 @@ atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick
     }
   if (!json)
     printf ("model: %s (%s, %.1f MiB of weights, %s KV cache)\n", model_path, at_llm_get_arch (llm),
-            weight_bytes / 1048576.0, at_llm_get_kv_dtype (llm) == AT_DTYPE_F16 ? "f16" : "f32");
+            weight_bytes / 1048576.0, at_dtype_name (at_llm_get_kv_dtype (llm)));
   g_snprintf (name, sizeof name, "prompt, %u tokens", stats.prompt_tokens);
   atelier_bench_report_vs (b, json, name, "tokens_per_s",
                            stats.prompt_tokens / MAX (stats.prompt_seconds, 1e-9), anchor.prompt,

@@ -98,6 +98,7 @@ atelier_cmd_bench (int argc, char **argv)
   gboolean json = FALSE, quick = FALSE, no_anchors = FALSE, models = FALSE, text = FALSE;
   g_autofree char *model_path = NULL, *llama_bench = NULL, *kv_type = NULL;
   double sgemm_2048 = 0, stream_read = 0;
+  AtDtype kv_dtype = AT_DTYPE_F16;
   g_autofree char *blas = NULL;
   g_autofree char *filter = NULL;
   GOptionEntry entries[] = {
@@ -135,7 +136,7 @@ atelier_cmd_bench (int argc, char **argv)
       return 2;
     }
   text = strcmp (argv[1], "text") == 0;
-  if (kv_type != NULL && !at_llm_parse_kv_dtype (kv_type, &(AtDtype){ 0 }))
+  if (kv_type != NULL && !at_llm_parse_kv_dtype (kv_type, &kv_dtype))
     {
       fprintf (stderr, "atelier bench: --kv-type is f16 or f32, not \"%s\"\n", kv_type);
       return 2;
@@ -194,7 +195,7 @@ atelier_cmd_bench (int argc, char **argv)
     }
 
   if (text)
-    status = atelier_bench_text (dev, b, json, quick, stream_read, model_path, kv_type, llama_bench,
+    status = atelier_bench_text (dev, b, json, quick, stream_read, model_path, kv_dtype, llama_bench,
                                  no_anchors);
   else if (models)
     status = atelier_bench_models (dev, b, json, quick, stream_read);

@@ -507,7 +507,7 @@ write_params_json (const AtelierWriteRequest *r, const AtelierWriteResult *res, 
   add_int (b, "seed", res->seed);
   add_int (b, "max_tokens", res->max_tokens);
   add_int (b, "ctx", res->n_ctx);
-  add_string (b, "kv_type", res->kv_type == AT_DTYPE_F16 ? "f16" : "f32");
+  add_string (b, "kv_type", at_dtype_name (res->kv_type));
   json_builder_set_member_name (b, "stop");
   json_builder_begin_array (b);
   for (guint i = 0; r->stop != NULL && r->stop[i] != NULL; i++)

@@ -111,9 +111,6 @@ layout(push_constant) uniform Push {
 // the address clamped into the row so that no lane reads outside it.
 #define AT(c, x) min((c) * 4u + (x), D - 1u)
 #if defined(KV_TEXEL) && defined(KV_F16)
-vec4 halves4(uvec2 w) {
-  return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
-}
 #define LOAD4(buf, row, c) halves4(texelFetch(buf##t, int(((row) >> 2) + (c))).xy)
 #elif defined(KV_TEXEL)
 #define LOAD4(buf, row, c) uintBitsToFloat(texelFetch(buf##t, int(((row) >> 2) + (c))))

@@ -73,9 +73,6 @@ layout(push_constant) uniform Push {
   uint window;
 } p;
 
-vec4 halves4(uvec2 w) {
-  return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
-}
 #ifdef KV_F16
 #define LOAD4(buf, texel) halves4(texelFetch(buf, int(texel)).xy)
 #else

@@ -17,6 +17,11 @@ float half_at(uint word, uint i) {
   return unpackHalf2x16(word)[i & 1u];
 }
 
+// Four halves from two words (a RG32UI texel, or half of a RGBA32UI one).
+vec4 halves4(uvec2 w) {
+  return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+}
+
 float bf16_at(uint word, uint i) {
   return uintBitsToFloat((i & 1u) == 0u ? (word << 16) : (word & 0xffff0000u));
 }

@@ -112,6 +112,22 @@ weight_clear (Weight *w)
   g_clear_pointer (&w->buffer, at_buffer_unref);
 }
 
+#define N_LAYER_WEIGHTS 16
+
+/* Every weight of a layer, uploaded or not (for freeing and counting them). */
+static void
+layer_weights (Layer *L, Weight *ws[N_LAYER_WEIGHTS])
+{
+  Weight *all[N_LAYER_WEIGHTS] = {
+    &L->attn_norm, &L->ffn_norm, &L->post_attn_norm, &L->post_ffn_norm,
+    &L->q,         &L->k,        &L->v,             &L->qkv,
+    &L->q_b,       &L->k_b,      &L->v_b,           &L->qkv_b,
+    &L->o,         &L->gate,     &L->up,            &L->down,
+  };
+
+  memcpy (ws, all, sizeof all);
+}
+
 static void
 step_free (Step *s)
 {
@@ -133,11 +149,10 @@ at_llm_free (AtLlm *m)
   for (guint l = 0; m->layers != NULL && l < m->n_layer; l++)
     {
       Layer *L = &m->layers[l];
-      Weight *ws[] = { &L->attn_norm, &L->ffn_norm, &L->post_attn_norm, &L->post_ffn_norm,
-                       &L->q,         &L->k,        &L->v,             &L->qkv,
-                       &L->q_b,       &L->k_b,      &L->v_b,           &L->qkv_b,
-                       &L->o,         &L->gate,     &L->up,            &L->down };
-      for (guint i = 0; i < G_N_ELEMENTS (ws); i++)
+      Weight *ws[N_LAYER_WEIGHTS];
+
+      layer_weights (L, ws);
+      for (guint i = 0; i < N_LAYER_WEIGHTS; i++)
         weight_clear (ws[i]);
       g_clear_pointer (&L->k_cache, at_buffer_unref);
       g_clear_pointer (&L->v_cache, at_buffer_unref);
@@ -608,7 +623,7 @@ at_llm_new (AtDevice *device, AtGguf *gguf, guint n_ctx, AtDtype kv_dtype, GErro
   if (!load_hparams (m, gguf, error) || !load_weights (m, gguf, error))
     return NULL;
 
-  cache_bytes = (gsize) n_ctx * m->n_kv * m->head_dim * (m->kv_dtype == AT_DTYPE_F16 ? 2 : 4);
+  cache_bytes = at_dtype_row_bytes (m->kv_dtype, (gint64) n_ctx * m->n_kv * m->head_dim);
   for (guint l = 0; l < m->n_layer; l++)
     {
       Layer *L = &m->layers[l];
@@ -1022,11 +1037,10 @@ at_llm_get_memory (AtLlm *m, guint64 *weights, guint64 *kv_cache, guint64 *activ
   for (guint l = 0; l < m->n_layer; l++)
     {
       Layer *L = &m->layers[l];
-      const Weight *ws[] = { &L->attn_norm, &L->ffn_norm, &L->post_attn_norm, &L->post_ffn_norm,
-                             &L->q, &L->k, &L->v, &L->qkv, &L->q_b, &L->k_b, &L->v_b, &L->qkv_b,
-                             &L->o, &L->gate, &L->up, &L->down };
+      Weight *ws[N_LAYER_WEIGHTS];
 
-      for (guint i = 0; i < G_N_ELEMENTS (ws); i++)
+      layer_weights (L, ws);
+      for (guint i = 0; i < N_LAYER_WEIGHTS; i++)
         add_buffer (seen, ws[i]->buffer, &w);
       add_buffer (seen, L->k_cache, &kv);
       add_buffer (seen, L->v_cache, &kv);
