@@ -38,25 +38,10 @@ layout(constant_id = 8) const bool KEYS_ON_LANES = false;
 #define LMAX 16 // chunk loads per lane: DMAX / 4 / SG for SG >= 4
 #define RESCALE_AT 8.0
 
-// Every loop over rows (t < RMAX), vec4 chunks of D (c < DMAX / 4) and load rounds is unrolled
-// by these macros, so local arrays are indexed by constants and stay in registers: glslc does
-// not unroll, and lavapipe keeps a dynamically indexed array in per-lane scratch (~20x slower).
-// Iterations past D, RPL or the rounds fold away once the constants are specialised.
-#define FOR_T(X) X(0u) X(1u) X(2u) X(3u)
-#define FOR_T2(X, c) X(0u, c) X(1u, c) X(2u, c) X(3u, c)
-#define FOR_L(X) \
-  X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) \
-  X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u)
-#define FOR_C(X) \
-  X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) \
-  X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u) \
-  X(16u) X(17u) X(18u) X(19u) X(20u) X(21u) X(22u) X(23u) \
-  X(24u) X(25u) X(26u) X(27u) X(28u) X(29u) X(30u) X(31u) \
-  X(32u) X(33u) X(34u) X(35u) X(36u) X(37u) X(38u) X(39u) \
-  X(40u) X(41u) X(42u) X(43u) X(44u) X(45u) X(46u) X(47u) \
-  X(48u) X(49u) X(50u) X(51u) X(52u) X(53u) X(54u) X(55u) \
-  X(56u) X(57u) X(58u) X(59u) X(60u) X(61u) X(62u) X(63u)
-
+// Every loop over rows (t < RPL), vec4 chunks of D (c < DC) and load rounds is unrolled
+// ([[unroll]], built with glslc -O0 so that NIR unrolls each for the spec constants given),
+// so local arrays are indexed by constants and stay in registers: lavapipe keeps a
+// dynamically indexed array in per-lane scratch (~20x slower).
 const uint DC = (D + 3u) / 4u;        // vec4 chunks of a row
 const uint ROUNDS = (DC + SG - 1u) / SG; // chunk loads per lane
 
@@ -162,28 +147,23 @@ void main() {
   int lim[RMAX], lo[RMAX]; // keys lo[t] <= j < lim[t] are visible to row t
   uint ih[RMAX], hh[RMAX];
 
-#define INIT_Q(c) \
-  if (c < DC) { \
-    qv[t][c] = p.scale * vec4(q[qb + AT(c, 0u)], c * 4u + 1u < D ? q[qb + AT(c, 1u)] : 0.0, \
-                              c * 4u + 2u < D ? q[qb + AT(c, 2u)] : 0.0, \
-                              c * 4u + 3u < D ? q[qb + AT(c, 3u)] : 0.0); \
-    acc[t][c] = vec4(0.0); \
+  [[unroll]] for (uint t = 0u; t < RPL; t++) {
+    uint r = ROW(t);
+    uint rr = min(r, n_rows - 1u);
+    ih[t] = rr / p.g;
+    hh[t] = kvh * p.g + rr % p.g;
+    lim[t] = r >= n_rows ? 0 : CAUSAL ? int(ih[t]) + causal_off + 1 : int(nvalid);
+    lo[t] = CAUSAL && WINDOW ? int(ih[t]) + causal_off + 1 - int(p.window) : 0;
+    m[t] = -1.0 / 0.0;
+    l[t] = 0.0;
+    uint qb = p.oq + b * p.sqb + hh[t] * p.sqh + ih[t] * p.sqi;
+    [[unroll]] for (uint c = 0u; c < DC; c++) {
+      qv[t][c] = p.scale * vec4(q[qb + AT(c, 0u)], c * 4u + 1u < D ? q[qb + AT(c, 1u)] : 0.0,
+                                c * 4u + 2u < D ? q[qb + AT(c, 2u)] : 0.0,
+                                c * 4u + 3u < D ? q[qb + AT(c, 3u)] : 0.0);
+      acc[t][c] = vec4(0.0);
+    }
   }
-#define INIT_ROW(tt) \
-  if (tt < RPL) { \
-    const uint t = tt; \
-    uint r = ROW(t); \
-    uint rr = min(r, n_rows - 1u); \
-    ih[t] = rr / p.g; \
-    hh[t] = kvh * p.g + rr % p.g; \
-    lim[t] = r >= n_rows ? 0 : CAUSAL ? int(ih[t]) + causal_off + 1 : int(nvalid); \
-    lo[t] = CAUSAL && WINDOW ? int(ih[t]) + causal_off + 1 - int(p.window) : 0; \
-    m[t] = -1.0 / 0.0; \
-    l[t] = 0.0; \
-    uint qb = p.oq + b * p.sqb + hh[t] * p.sqh + ih[t] * p.sqi; \
-    FOR_C(INIT_Q) \
-  }
-  FOR_T(INIT_ROW)
 
   uint kb = p.ok + b * p.skb + kvh * p.skh;
   uint vb = p.ov + b * p.svb + kvh * p.svh;
@@ -192,89 +172,76 @@ void main() {
     float pr[RMAX];
     uint ke = kb + j * p.skj;
     uint ve = vb + j * p.svj;
-    vec4 x;
 
     // scores: s4[t] collects q . k in four partial sums
-#define LOAD_K(r) if (!KEYS_ON_LANES && r < ROUNDS) kl[r] = LOAD4(k, ke, min(r * SG + lane, DC - 1u));
-    FOR_L(LOAD_K)
-#define ZERO_S(t) s4[t] = vec4(0.0);
-    FOR_T(ZERO_S)
-#define QK_TC(t, c) if (t < RPL) s4[t] += qv[t][c] * x;
-#define QK_C(c) \
-    if (c < DC) { \
-      x = KEYS_ON_LANES ? LOAD4(k, ke, c) : subgroupShuffle(kl[c / SG], c % SG); \
-      FOR_T2(QK_TC, c) \
+    if (!KEYS_ON_LANES)
+      [[unroll]] for (uint r = 0u; r < ROUNDS; r++)
+        kl[r] = LOAD4(k, ke, min(r * SG + lane, DC - 1u));
+    [[unroll]] for (uint t = 0u; t < RPL; t++)
+      s4[t] = vec4(0.0);
+    [[unroll]] for (uint c = 0u; c < DC; c++) {
+      vec4 x = KEYS_ON_LANES ? LOAD4(k, ke, c) : subgroupShuffle(kl[c / SG], c % SG);
+      [[unroll]] for (uint t = 0u; t < RPL; t++)
+        s4[t] += qv[t][c] * x;
     }
-    FOR_C(QK_C)
 
-#define RESCALE_C(c) if (c < DC) acc[t][c] *= f;
-#define SOFTMAX_T(tt) \
-    if (tt < RPL) { \
-      const uint t = tt; \
-      float s = (s4[t].x + s4[t].y) + (s4[t].z + s4[t].w); \
-      if (SOFTCAP) \
-        s = p.softcap * tanh(s / p.softcap); \
-      if (HAS_MASK) \
-        s += mask[p.om + b * p.smb + hh[t] * p.smh + ih[t] * p.smi + j * p.smj]; \
-      if (int(j) >= lim[t] || int(j) < lo[t]) \
-        s = -1.0 / 0.0; \
-      if (s > m[t] + RESCALE_AT) { \
-        float f = exp(m[t] - s); \
-        l[t] *= f; \
-        FOR_C(RESCALE_C) \
-        m[t] = s; \
-      } \
-      pr[t] = s == -1.0 / 0.0 ? 0.0 : exp(s - m[t]); \
-      l[t] += pr[t]; \
+    [[unroll]] for (uint t = 0u; t < RPL; t++) {
+      float s = (s4[t].x + s4[t].y) + (s4[t].z + s4[t].w);
+      if (SOFTCAP)
+        s = p.softcap * tanh(s / p.softcap);
+      if (HAS_MASK)
+        s += mask[p.om + b * p.smb + hh[t] * p.smh + ih[t] * p.smi + j * p.smj];
+      if (int(j) >= lim[t] || int(j) < lo[t])
+        s = -1.0 / 0.0;
+      if (s > m[t] + RESCALE_AT) {
+        float f = exp(m[t] - s);
+        l[t] *= f;
+        [[unroll]] for (uint c = 0u; c < DC; c++)
+          acc[t][c] *= f;
+        m[t] = s;
+      }
+      pr[t] = s == -1.0 / 0.0 ? 0.0 : exp(s - m[t]);
+      l[t] += pr[t];
     }
-    FOR_T(SOFTMAX_T)
 
-#define LOAD_V(r) if (!KEYS_ON_LANES && r < ROUNDS) kl[r] = LOAD4(v, ve, min(r * SG + lane, DC - 1u));
-    FOR_L(LOAD_V)
-#define PV_TC(t, c) if (t < RPL) acc[t][c] += pr[t] * x;
-#define PV_C(c) \
-    if (c < DC) { \
-      x = KEYS_ON_LANES ? LOAD4(v, ve, c) : subgroupShuffle(kl[c / SG], c % SG); \
-      FOR_T2(PV_TC, c) \
+    if (!KEYS_ON_LANES)
+      [[unroll]] for (uint r = 0u; r < ROUNDS; r++)
+        kl[r] = LOAD4(v, ve, min(r * SG + lane, DC - 1u));
+    [[unroll]] for (uint c = 0u; c < DC; c++) {
+      vec4 x = KEYS_ON_LANES ? LOAD4(v, ve, c) : subgroupShuffle(kl[c / SG], c % SG);
+      [[unroll]] for (uint t = 0u; t < RPL; t++)
+        acc[t][c] += pr[t] * x;
     }
-    FOR_C(PV_C)
   }
 
   // KEYS_ON_LANES: merge the lanes' partial softmaxes into lane 0's.
-#define MERGE_C(c) if (c < DC) acc[t][c] = subgroupAdd(acc[t][c] * f);
-#define MERGE_T(tt) \
-  if (tt < RPL) { \
-    const uint t = tt; \
-    float mx = subgroupMax(l[t] > 0.0 ? m[t] : -1.0 / 0.0); \
-    float f = l[t] > 0.0 ? exp(m[t] - mx) : 0.0; \
-    l[t] = subgroupAdd(l[t] * f); \
-    FOR_C(MERGE_C) \
-    m[t] = mx; \
-  }
   if (KEYS_ON_LANES) {
-    FOR_T(MERGE_T)
+    [[unroll]] for (uint t = 0u; t < RPL; t++) {
+      float mx = subgroupMax(l[t] > 0.0 ? m[t] : -1.0 / 0.0);
+      float f = l[t] > 0.0 ? exp(m[t] - mx) : 0.0;
+      l[t] = subgroupAdd(l[t] * f);
+      [[unroll]] for (uint c = 0u; c < DC; c++)
+        acc[t][c] = subgroupAdd(acc[t][c] * f);
+      m[t] = mx;
+    }
     if (lane != 0u)
       return;
   }
 
-#define STORE_C(c) \
-  if (c < DC) { \
-    o[base + c * 4u] = acc[t][c].x * inv; \
-    if (c * 4u + 1u < D) o[base + c * 4u + 1u] = acc[t][c].y * inv; \
-    if (c * 4u + 2u < D) o[base + c * 4u + 2u] = acc[t][c].z * inv; \
-    if (c * 4u + 3u < D) o[base + c * 4u + 3u] = acc[t][c].w * inv; \
-  }
-#define STORE_T(tt) \
-  if (tt < RPL && ROW(tt) < n_rows) { \
-    const uint t = tt; \
-    uint row_out = (b * p.lq + ih[t]) * p.hq + hh[t]; /* [B, Lq, Hq] order */ \
-    float inv = SPLIT ? 1.0 : l[t] > 0.0 ? 1.0 / l[t] : 0.0; \
-    uint base = SPLIT ? p.oo + (row_out * p.nsplit + split) * (D + 2u) : p.oo + row_out * D; \
-    FOR_C(STORE_C) \
-    if (SPLIT) { \
-      o[base + D] = m[t]; \
-      o[base + D + 1u] = l[t]; \
-    } \
-  }
-  FOR_T(STORE_T)
+  [[unroll]] for (uint t = 0u; t < RPL; t++)
+    if (ROW(t) < n_rows) {
+      uint row_out = (b * p.lq + ih[t]) * p.hq + hh[t];  // [B, Lq, Hq] order
+      float inv = SPLIT ? 1.0 : l[t] > 0.0 ? 1.0 / l[t] : 0.0;
+      uint base = SPLIT ? p.oo + (row_out * p.nsplit + split) * (D + 2u) : p.oo + row_out * D;
+      [[unroll]] for (uint c = 0u; c < DC; c++) {
+        o[base + c * 4u] = acc[t][c].x * inv;
+        if (c * 4u + 1u < D) o[base + c * 4u + 1u] = acc[t][c].y * inv;
+        if (c * 4u + 2u < D) o[base + c * 4u + 2u] = acc[t][c].z * inv;
+        if (c * 4u + 3u < D) o[base + c * 4u + 3u] = acc[t][c].w * inv;
+      }
+      if (SPLIT) {
+        o[base + D] = m[t];
+        o[base + D + 1u] = l[t];
+      }
+    }
 }

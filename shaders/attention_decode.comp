@@ -12,8 +12,9 @@
 // block and one vectorised exp for SG keys. Values: the lanes turn to dimensions (lane l owns
 // chunks l, l + SG, ...), each V row is one contiguous texel per lane, and key kk's weight
 // comes from lane kk by shuffle. Every loop over rows, chunks and keys of a block is unrolled
-// by the macros below, so locals are indexed by constants and stay in registers (lavapipe puts
-// a dynamically indexed local in per-lane scratch).
+// (built with glslc -O0, so NIR unrolls the loops for the spec constants given), so locals are
+// indexed by constants and stay in registers (lavapipe puts a dynamically indexed local in
+// per-lane scratch).
 // The lazy maximum of attention.comp: m only moves when a block's maximum exceeds it by more
 // than RESCALE_AT.
 // KV_F16 (define): k and v are halves (an f16 KV cache). V, and K without K8, are RG32UI
@@ -31,21 +32,6 @@ layout(constant_id = 7) const bool K8 = false;  // KV_F16: K rows in RGBA32UI, 8
 
 #define GMAX 8
 #define RESCALE_AT 8.0
-
-#define FOR_T(X) X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u)
-#define FOR_R(X, t) X(t, 0u) X(t, 1u) X(t, 2u) X(t, 3u) X(t, 4u) X(t, 5u) X(t, 6u) X(t, 7u)
-#define FOR_K(X) \
-  X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) \
-  X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u)
-#define FOR_C(X) \
-  X(0u) X(1u) X(2u) X(3u) X(4u) X(5u) X(6u) X(7u) \
-  X(8u) X(9u) X(10u) X(11u) X(12u) X(13u) X(14u) X(15u) \
-  X(16u) X(17u) X(18u) X(19u) X(20u) X(21u) X(22u) X(23u) \
-  X(24u) X(25u) X(26u) X(27u) X(28u) X(29u) X(30u) X(31u) \
-  X(32u) X(33u) X(34u) X(35u) X(36u) X(37u) X(38u) X(39u) \
-  X(40u) X(41u) X(42u) X(43u) X(44u) X(45u) X(46u) X(47u) \
-  X(48u) X(49u) X(50u) X(51u) X(52u) X(53u) X(54u) X(55u) \
-  X(56u) X(57u) X(58u) X(59u) X(60u) X(61u) X(62u) X(63u)
 
 const uint DC = D / 4u;                   // texels of a row
 const uint ROUNDS = (DC + SG - 1u) / SG;  // a row's texels per lane (<= 8)
@@ -93,20 +79,16 @@ void main() {
   vec4 qv[GMAX][8];
   vec4 acc[GMAX][8];
   float m[GMAX], l[GMAX];
-#define INIT_R(t, r) \
-  if (r < ROUNDS) { \
-    uint c = min(r * SG + lane, DC - 1u); \
-    uint e = p.oq + b * p.sqb + (kvh * G + t) * p.sqh + 4u * c; \
-    qv[t][r] = p.scale * vec4(q[e], q[e + 1u], q[e + 2u], q[e + 3u]); \
-    acc[t][r] = vec4(0.0); \
+  [[unroll]] for (uint t = 0u; t < G; t++) {
+    [[unroll]] for (uint r = 0u; r < ROUNDS; r++) {
+      uint c = min(r * SG + lane, DC - 1u);
+      uint e = p.oq + b * p.sqb + (kvh * G + t) * p.sqh + 4u * c;
+      qv[t][r] = p.scale * vec4(q[e], q[e + 1u], q[e + 2u], q[e + 3u]);
+      acc[t][r] = vec4(0.0);
+    }
+    m[t] = -1.0 / 0.0;
+    l[t] = 0.0;
   }
-#define INIT_T(t) \
-  if (t < G) { \
-    FOR_R(INIT_R, t) \
-    m[t] = -1.0 / 0.0; \
-    l[t] = 0.0; \
-  }
-  FOR_T(INIT_T)
 
   uint kb = (p.ok + b * p.skb + kvh * p.skh) >> KSH, ks = p.skj >> KSH;
   uint vb = (p.ov + b * p.svb + kvh * p.svh) >> 2, vs = p.svj >> 2;
@@ -117,69 +99,65 @@ void main() {
     uint krow = kb + min(j0 + lane, last) * ks;
     vec4 s4[GMAX];
     float s[GMAX], pr[GMAX];
-#define ZERO_S(t) if (t < G) s4[t] = vec4(0.0);
-    FOR_T(ZERO_S)
-    // Scores of this lane's key.
-#define QK_T(t) if (t < G) s4[t] += subgroupShuffle(qv[t][c / SG], c % SG) * kx;
-#define QK_X(cc, kxx) { const uint c = cc; vec4 kx = kxx; FOR_T(QK_T) }
-#define QK_C(cc) \
-    if (K8) { \
-      if (cc < DC / 2u) { \
-        uvec4 kw = texelFetch(kt, int(krow + cc)); \
-        QK_X(2u * cc, halves4(kw.xy)) \
-        QK_X(2u * cc + 1u, halves4(kw.zw)) \
-      } \
-    } else if (cc < DC) \
-      QK_X(cc, LOAD4(kt, krow + cc))
-    FOR_C(QK_C)
+    [[unroll]] for (uint t = 0u; t < G; t++)
+      s4[t] = vec4(0.0);
+    // Scores of this lane's key: chunk c of q from lane c % SG.
+    [[unroll]] for (uint cc = 0u; cc < (K8 ? DC / 2u : DC); cc++) {
+      vec4 kx[2];
+      if (K8) {
+        uvec4 kw = texelFetch(kt, int(krow + cc));
+        kx[0] = halves4(kw.xy);
+        kx[1] = halves4(kw.zw);
+      } else {
+        kx[0] = LOAD4(kt, krow + cc);
+      }
+      [[unroll]] for (uint h = 0u; h < (K8 ? 2u : 1u); h++) {
+        uint c = K8 ? 2u * cc + h : cc;
+        [[unroll]] for (uint t = 0u; t < G; t++)
+          s4[t] += subgroupShuffle(qv[t][c / SG], c % SG) * kx[h];
+      }
+    }
     // Softmax over the block, keys past kv_len weighing nothing.
-#define RESCALE_R(t, r) if (r < ROUNDS) acc[t][r] *= f;
-#define SOFT_T(tt) \
-    if (tt < G) { \
-      const uint t = tt; \
-      s[t] = (s4[t].x + s4[t].y) + (s4[t].z + s4[t].w); \
-      if ((p.flags & 16u) != 0u) \
-        s[t] = p.softcap * tanh(s[t] / p.softcap); \
-      s[t] = j0 + lane < nvalid ? s[t] : -1.0 / 0.0; \
-      float mx = subgroupMax(s[t]); \
-      if (mx > m[t] + RESCALE_AT) { \
-        float f = exp(m[t] - mx); \
-        l[t] *= f; \
-        FOR_R(RESCALE_R, t) \
-        m[t] = mx; \
-      } \
-      pr[t] = exp(s[t] - m[t]); \
-      l[t] += pr[t]; \
+    [[unroll]] for (uint t = 0u; t < G; t++) {
+      s[t] = (s4[t].x + s4[t].y) + (s4[t].z + s4[t].w);
+      if ((p.flags & 16u) != 0u)
+        s[t] = p.softcap * tanh(s[t] / p.softcap);
+      s[t] = j0 + lane < nvalid ? s[t] : -1.0 / 0.0;
+      float mx = subgroupMax(s[t]);
+      if (mx > m[t] + RESCALE_AT) {
+        float f = exp(m[t] - mx);
+        l[t] *= f;
+        [[unroll]] for (uint r = 0u; r < ROUNDS; r++)
+          acc[t][r] *= f;
+        m[t] = mx;
+      }
+      pr[t] = exp(s[t] - m[t]);
+      l[t] += pr[t];
     }
-    FOR_T(SOFT_T)
     // Values: lanes own dimensions; key kk's weight from lane kk.
-#define PV_R(t, r) if (r < ROUNDS) acc[t][r] += w * vx[r];
-#define PV_T(t) if (t < G) { float w = subgroupShuffle(pr[t], kk); FOR_R(PV_R, t) }
-#define LOADV_R(t, r) if (r < ROUNDS) vx[r] = LOAD4(vt, vrow + min(r * SG + lane, DC - 1u));
-#define PV_K(kkk) \
-    if (kkk < SG) { \
-      const uint kk = kkk; \
-      uint vrow = vb + min(j0 + kk, last) * vs; \
-      vec4 vx[8]; \
-      FOR_R(LOADV_R, 0u) \
-      FOR_T(PV_T) \
+    [[unroll]] for (uint kk = 0u; kk < SG; kk++) {
+      uint vrow = vb + min(j0 + kk, last) * vs;
+      vec4 vx[8];
+      [[unroll]] for (uint r = 0u; r < ROUNDS; r++)
+        vx[r] = LOAD4(vt, vrow + min(r * SG + lane, DC - 1u));
+      [[unroll]] for (uint t = 0u; t < G; t++) {
+        float w = subgroupShuffle(pr[t], kk);
+        [[unroll]] for (uint r = 0u; r < ROUNDS; r++)
+          acc[t][r] += w * vx[r];
+      }
     }
-    FOR_K(PV_K)
   }
 
   // Each lane stores its chunks of every row.
-#define STORE_R(t, r) \
-  if (r < ROUNDS && r * SG + lane < DC) { \
-    uint e = base + 4u * (r * SG + lane); \
-    vec4 y = acc[t][r] * inv; \
-    o[e] = y.x; o[e + 1u] = y.y; o[e + 2u] = y.z; o[e + 3u] = y.w; \
+  [[unroll]] for (uint t = 0u; t < G; t++) {
+    float lt = subgroupAdd(l[t]);
+    float inv = lt > 0.0 ? 1.0 / lt : 0.0;
+    uint base = p.oo + (b * p.hq + kvh * G + t) * D;  // [B, 1, Hq, D]
+    [[unroll]] for (uint r = 0u; r < ROUNDS; r++)
+      if (r * SG + lane < DC) {
+        uint e = base + 4u * (r * SG + lane);
+        vec4 y = acc[t][r] * inv;
+        o[e] = y.x; o[e + 1u] = y.y; o[e + 2u] = y.z; o[e + 3u] = y.w;
+      }
   }
-#define STORE_T(t) \
-  if (t < G) { \
-    float lt = subgroupAdd(l[t]); \
-    float inv = lt > 0.0 ? 1.0 / lt : 0.0; \
-    uint base = p.oo + (b * p.hq + kvh * G + t) * D; /* [B, 1, Hq, D] */ \
-    FOR_R(STORE_R, t) \
-  }
-  FOR_T(STORE_T)
 }
