@@ -285,6 +285,14 @@ test_bench_text (void)
     g_assert_nonnull (find_record (records, "case", "device memory, activations"));
     kv16 = json_object_get_double_member (find_record (records, "case", "device memory, KV cache (*"),
                                           "mib");
+    /* What a user waits for before the first token: the load, and the first run, which
+     * compiles the graphs (figures only, no bound on them). */
+    g_assert_cmpfloat (json_object_get_double_member (
+                         find_record (records, "case", "load: tokenizer, weights to the device"), "ms"),
+                       >, 0);
+    g_assert_cmpfloat (json_object_get_double_member (
+                         find_record (records, "case", "first run: time to first token, compiling"), "ms"),
+                       >, 0);
   }
   {
     g_auto (Run) r = { 0 };
