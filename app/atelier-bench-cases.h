@@ -56,8 +56,9 @@ void atelier_bench_report (JsonBuilder *b, gboolean json, const char *name, cons
                            double anchor);
 void atelier_bench_report_vs (JsonBuilder *b, gboolean json, const char *name, const char *unit,
                               double figure, double anchor, const char *anchor_name);
-/* `atelier bench text --model FILE`: a language model's prompt and generation speed and its
- * device memory (atelier-bench-text.c), with a KV cache of `kv_dtype` (f16 or f32), against llama.cpp's CPU backend measured by `llama_bench` (a llama-bench binary; NULL:
+/* `atelier bench text --model FILE`: a language model's load, prompt and generation speed and
+ * its device memory (atelier-bench-text.c), with a KV cache of `kv_dtype` (f16 or f32),
+ * against llama.cpp's CPU backend measured by `llama_bench` (a llama-bench binary; NULL:
  * $ATELIER_LLAMA_BENCH or llama-bench on PATH) unless `no_anchors`. */
 int atelier_bench_text (AtDevice *dev, JsonBuilder *b, gboolean json, gboolean quick, double stream_read,
                         const char *model_path, AtDtype kv_dtype, const char *llama_bench,

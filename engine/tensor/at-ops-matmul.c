@@ -669,7 +669,6 @@ at_matmul (AtGraph *g, AtTensor *a, AtTensor *b)
   AtTensor *srcs[2] = { a, b };
   gint64 shape[4];
   int ndim;
-
   MatmulParams p = { 0 };
 
   if (a == NULL || b == NULL)
