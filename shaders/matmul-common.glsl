@@ -76,6 +76,10 @@ layout(push_constant) uniform Push {
   float eps;        // at_matmul_rms: the RMS norm's epsilon
   uint og;          // at_matmul_rms: the norm weight's first element, or NO_C (matvec_rows)
   uint gk;          // at_matmul_swiglu: K, a being [gate (K) | up (K)]; else 0 (matvec_rows)
+  // at_matmul_rope_cache (matvec_rows): the position's element, the frequency factors' first
+  // (or NO_C), the caches' first elements, their rows, n_rot, base and freq_scale.
+  uint opos, off, okc, ovc, ncache, n_rot;
+  float base, freq_scale;
 } p;
 
 #include "dequant.glsl"

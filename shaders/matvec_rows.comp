@@ -14,6 +14,13 @@
 // norm's weight (binding 4, words from p.og); each workgroup sums a's squares itself, so the
 // norm needs no dispatch of its own. at_matmul_swiglu (GLU, p.gk = K): a is [gate | up], 2 K
 // long, and the product takes silu(gate) * up.
+// at_matmul_rope_cache (ROPE): d is a token's q, k and v heads [RH + 2 RKV heads, RD], q and k
+// heads turned by normal RoPE (pairs 2i, 2i + 1) at position pos[p.opos], and the k and v heads
+// written into row pos of the caches [ncache, RKV, RD] (binding 7, 8; f32, or f16 with RF16):
+// the rope dispatch a token otherwise costs. A row's partner n ^ 1 is the same lane's row in
+// pass c ^ 1 (P > 1) or the next lane's in the same pass (P = 1), so every workgroup holds its
+// pairs whole and the pass results wait in registers until all passes are done. Reference:
+// ref_matmul_rope in engine/tensor/at-ops-matmul.c.
 // Lavapipe runs a fetch under a mask it cannot prove full (inside a loop, or a branch on a
 // push constant) as a loop over the lanes with a test and a bounds check each, several times
 // the cost of the vector gather it makes elsewhere. So the fused variants are spec constants,
@@ -44,11 +51,21 @@ layout(constant_id = 16) const uint KS = 0;  // K / 256, unrolled, or 0: a run-t
 layout(constant_id = 17) const bool RMS = false;  // at_matmul_rms
 layout(constant_id = 18) const bool GLU = false;  // at_matmul_swiglu
 layout(constant_id = 19) const bool QA8 = false;  // q4_0 with a quantised to 8 bits (above)
+layout(constant_id = 20) const bool ROPE = false;  // at_matmul_rope_cache
+layout(constant_id = 21) const uint RD = 2;        // ROPE: head dimension (even)
+layout(constant_id = 22) const uint RH = 0;        // ROPE: q heads
+layout(constant_id = 23) const uint RKV = 0;       // ROPE: kv heads
+layout(constant_id = 24) const bool RF16 = false;  // ROPE: f16 caches
 
 #include "matmul-common.glsl"
 
 // The norm's weight (RMS): R32UI, or RGBA32UI (G_RGBA) when it starts on a texel.
 layout(binding = 4) uniform usamplerBuffer gt;
+// ROPE: the position, the frequency factors (unless p.off is NO_C), the caches as words.
+layout(binding = 5) readonly buffer Pos { int pos[]; };
+layout(binding = 6) readonly buffer Ff { float ff[]; };
+layout(binding = 7) writeonly buffer Kc { uint kcw[]; };
+layout(binding = 8) writeonly buffer Vc { uint vcw[]; };
 
 const uint S = gl_WorkGroupSize.x;  // one subgroup: 8 or 16 lanes
 const uint P = (STEP & 15u) == 0u ? 1u : (STEP & 7u) == 0u ? 2u : (STEP & 3u) == 0u ? 4u : 8u;
@@ -284,14 +301,14 @@ void whole_step(uint g, uint m, uint t0[RR], uint rb[RR], uint a4, uint alast, u
     step(g, 8u, m, t0, a4, alast, blast, rs, acc);
 }
 
-// Pass c: rows n_first + c + P (r S + lane), r < RR.
-void pass(uint c, uint n_first, float rs) {
+// Pass c: rows n_first + c + P (r S + lane), r < RR, stored (acc: their sums, for ROPE to
+// store).
+void pass(uint c, uint n_first, float rs, out float acc[RR]) {
   uint lane = gl_LocalInvocationID.x;
   uint m = (OBM + c * STEP) & 15u;  // this pass's misalignment
   uint a4 = a_batch() >> 2, alast = uint(textureSize(at)) - 1u;
   uint blast = uint(textureSize(bt)) - 1u, bbase = b_batch();
   uint t0[RR], rb[RR];
-  float acc[RR];
   [[unroll]] for (uint r = 0u; r < RR; r++) {
     rb[r] = bbase + (n_first + c + P * (r * S + lane)) * p.sbn;
     t0[r] = rb[r] >> 4;
@@ -306,11 +323,49 @@ void pass(uint c, uint n_first, float rs) {
   }
   if (TAIL > 0u && !QK && !Q6)
     step(KS > 0u ? KS : p.K >> 8, TAIL, m, t0, a4, alast, blast, rs, acc);
+  if (ROPE)
+    return;
   uint dbase = d_batch() + p.n0;
   [[unroll]] for (uint r = 0u; r < RR; r++) {
     uint n = n_first + c + P * (r * S + lane);
     if (n < p.nrows)
       store_d(dbase + n, acc[r]);
+  }
+}
+
+// ROPE: row n (of this dispatch's rows) with sum v, its partner n ^ 1's sum w.
+void rope_store(uint n, float v, float w, int at) {
+  uint gn = p.n0 + n, h = gn / RD, e = gn % RD;
+  bool odd = (gn & 1u) != 0u;
+  float y = v, yw = w;  // the row's and its partner's results
+  if (h < RH + RKV && e < p.n_rot) {
+    float theta = float(at) * p.freq_scale * pow(p.base, -2.0 * float(e / 2u) / float(p.n_rot));
+    if (p.off != NO_C)
+      theta /= ff[p.off + e / 2u];
+    float cs = cos(theta), sn = sin(theta);
+    // (x0, x1) -> (x0 cos - x1 sin, x0 sin + x1 cos)
+    float x0 = odd ? w : v, x1 = odd ? v : w;
+    float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
+    y = odd ? y1 : y0;
+    yw = odd ? y0 : y1;
+  }
+  if (n >= p.nrows)
+    return;
+  d[d_batch() + gn] = y;
+  if (h < RH || at < 0 || uint(at) >= p.ncache)
+    return;
+  bool isv = h >= RH + RKV;
+  uint el = (uint(at) * RKV + h - RH - (isv ? RKV : 0u)) * RD + e;  // the cache's element
+  if (RF16) {
+    // Halves in pairs: the even row writes the word.
+    if (!odd) {
+      uint wd = packHalf2x16(vec2(y, yw));
+      if (isv) vcw[(p.ovc + el) / 2u] = wd; else kcw[(p.okc + el) / 2u] = wd;
+    }
+  } else if (isv) {
+    vcw[p.ovc + el] = floatBitsToUint(y);
+  } else {
+    kcw[p.okc + el] = floatBitsToUint(y);
   }
 }
 
@@ -339,8 +394,20 @@ void main() {
     rs = inversesqrt(subgroupAdd(ss) / float(p.K) + p.eps);
   }
   // One inlined copy per pass, each with its constant misalignment.
-  pass(0u, n_first, rs);
-  if (P > 1u) pass(1u, n_first, rs);
-  if (P > 2u) { pass(2u, n_first, rs); pass(3u, n_first, rs); }
-  if (P > 4u) { pass(4u, n_first, rs); pass(5u, n_first, rs); pass(6u, n_first, rs); pass(7u, n_first, rs); }
+  float acc[8][RR];
+  pass(0u, n_first, rs, acc[0]);
+  if (P > 1u) pass(1u, n_first, rs, acc[1]);
+  if (P > 2u) { pass(2u, n_first, rs, acc[2]); pass(3u, n_first, rs, acc[3]); }
+  if (P > 4u) {
+    pass(4u, n_first, rs, acc[4]); pass(5u, n_first, rs, acc[5]);
+    pass(6u, n_first, rs, acc[6]); pass(7u, n_first, rs, acc[7]);
+  }
+  if (ROPE) {
+    int at = pos[p.opos];
+    [[unroll]] for (uint c = 0u; c < P; c++)
+      [[unroll]] for (uint r = 0u; r < RR; r++) {
+        float w = P == 1u ? subgroupShuffleXor(acc[0][r], 1u) : acc[c ^ 1u][r];
+        rope_store(n_first + c + P * (r * S + gl_LocalInvocationID.x), acc[c][r], w, at);
+      }
+  }
 }

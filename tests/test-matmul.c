@@ -3,8 +3,8 @@
  * weights, so quantised weights get tight tolerances too), at sizes that are not multiples of
  * the tiles; f16 activations, batches with broadcasting and GQA, strided a and b, weights split
  * into several bindings (ATELIER_MAX_BINDING_BYTES, ATELIER_MAX_TEXEL_ELEMENTS), the fused
- * add of at_matmul_add, norm of at_matmul_rms and SwiGLU of at_matmul_swiglu, and shape
- * errors. */
+ * add of at_matmul_add, norm of at_matmul_rms, SwiGLU of at_matmul_swiglu and RoPE with the
+ * KV cache writes of at_matmul_rope_cache, and shape errors. */
 #include "at-test-util.h"
 
 #include <string.h>
@@ -441,6 +441,139 @@ test_swiglu (void)
   g_assert_cmpuint (check_swiglu ("gemm-cpu", AT_DTYPE_Q8_0, 37, 576, TRUE), ==, 2);
 }
 
+/* One case of at_matmul_rope_cache: the token's heads [nq + 2 nkv, hd] of a `wtype` product
+ * after an RMS norm, turned at position `pos` (freq_factors with `ff`), against the
+ * reference; and the caches [rows, nkv, hd] (f16 with `f16`): row pos holds the result's k
+ * and v heads (rounded to f16), every other row keeps its sentinel. Returns the dispatches. */
+typedef struct
+{
+  AtDtype wtype;
+  gint64 K, nq, nkv, hd;
+  int n_rot;
+  AtRopeMode mode;
+  gboolean f16, ff;
+  float pos;
+} RopeCase;
+
+static guint
+check_rope_cache (const RopeCase *c)
+{
+  AtDevice *dev = at_test_device ();
+  const gint64 heads = c->nq + 2 * c->nkv, rows = 6, n = heads * c->hd, cn = rows * c->nkv * c->hd;
+  const gint64 sa[] = { 1, c->K }, sb[] = { n, c->K }, sw[] = { c->K }, one[] = { 1 };
+  const gint64 cshape[] = { rows, c->nkv, c->hd }, sf[] = { c->n_rot / 2 };
+  const float sentinel = -7.5f;
+  AtDtype cdt = c->f16 ? AT_DTYPE_F16 : AT_DTYPE_F32;
+  gsize cbytes = (gsize) cn * (c->f16 ? 2 : 4);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AtGraph) g = NULL;
+  g_autoptr (AtBuffer) kbuf = NULL, vbuf = NULL;
+  g_autofree float *y = g_new (float, n), *kc = g_new (float, cn), *vc = g_new (float, cn);
+  g_autofree guint8 *raw = g_malloc (cbytes);
+  g_autofree char *what = NULL;
+  union { float f; guint32 u; } fill = { sentinel };
+  AtTensor *out;
+  guint dispatches;
+
+  if (dev == NULL)
+    return 0;
+  g = at_graph_new (dev);
+  kbuf = at_buffer_new (dev, cbytes, AT_BUFFER_DEVICE, "k cache", &error);
+  vbuf = at_buffer_new (dev, cbytes, AT_BUFFER_DEVICE, "v cache", &error);
+  g_assert_no_error (error);
+  if (c->f16)
+    fill.u = at_f32_to_f16 (sentinel) * 0x10001u;
+  g_assert_true (at_buffer_fill (kbuf, 0, cbytes, fill.u, &error));
+  g_assert_true (at_buffer_fill (vbuf, 0, cbytes, fill.u, &error));
+  out = at_matmul_rope_cache (g, at_test_input (g, "a", AT_DTYPE_F32, 2, sa, -3, 3),
+                              at_test_weight (g, "norm", AT_DTYPE_F32, 1, sw, 0.5, 1.5), 1e-5f,
+                              at_test_weight (g, "w", c->wtype, 2, sb, -1, 1),
+                              at_test_input_values (g, "pos", AT_DTYPE_I32, 1, one, &c->pos),
+                              c->n_rot, 10000.0f, 0.75f, c->mode,
+                              c->ff ? at_test_weight (g, "ff", AT_DTYPE_F32, 1, sf, 1, 4) : NULL,
+                              (int) c->nq, at_graph_weight (g, "k cache", cdt, 3, cshape, kbuf, 0),
+                              at_graph_weight (g, "v cache", cdt, 3, cshape, vbuf, 0));
+  what = g_strdup_printf ("rope cache %s K=%" G_GINT64_FORMAT " heads %" G_GINT64_FORMAT "+2x%"
+                          G_GINT64_FORMAT " hd %" G_GINT64_FORMAT " n_rot %d%s%s%s at %g",
+                          at_dtype_name (c->wtype), c->K, c->nq, c->nkv, c->hd, c->n_rot,
+                          c->mode == AT_ROPE_NEOX ? " neox" : "", c->f16 ? " f16" : "",
+                          c->ff ? " ff" : "", c->pos);
+  /* The fused node's result is [1, heads x hd] under a view of the heads. */
+  if (out != NULL && out->view_src != NULL)
+    out = out->view_src;
+  at_test_assert_nmse (at_test_run (g, out), 1e-9, what);
+  dispatches = at_command_get_n_dispatches (at_graph_get_command (g));
+  g_assert_true (at_graph_get_output (g, out, y, (gsize) n * sizeof (float), &error));
+  g_assert_true (at_buffer_download (kbuf, 0, raw, cbytes, &error));
+  at_dequantize_row (cdt, raw, kc, cn);
+  g_assert_true (at_buffer_download (vbuf, 0, raw, cbytes, &error));
+  at_dequantize_row (cdt, raw, vc, cn);
+  g_assert_no_error (error);
+  for (gint64 r = 0; r < rows; r++)
+    for (gint64 e = 0; e < c->nkv * c->hd; e++)
+      {
+        gboolean at = r == (gint64) c->pos;
+        float want_k = at ? y[c->nq * c->hd + e] : sentinel;
+        float want_v = at ? y[(c->nq + c->nkv) * c->hd + e] : sentinel;
+
+        if (c->f16 && at)
+          {
+            g_assert_true (at_test_is_f16_of (kc[r * c->nkv * c->hd + e], want_k));
+            g_assert_true (at_test_is_f16_of (vc[r * c->nkv * c->hd + e], want_v));
+            continue;
+          }
+        g_assert_cmpfloat (kc[r * c->nkv * c->hd + e], ==, want_k);
+        g_assert_cmpfloat (vc[r * c->nkv * c->hd + e], ==, want_v);
+      }
+  return dispatches;
+}
+
+/* The turn and the cache writes inside the rows kernel on CPU devices: SmolLM's shape (q8_0
+ * rows in four passes, partners across passes), one pass (partners in the next lane), eight
+ * passes, q4_0 (8-bit a), q4_K and q6_K (four rows a lane), n_rot < hd, frequency factors,
+ * f32 and f16 caches, a position past the caches; the two ops for NEOX RoPE, a plain weight
+ * and elsewhere, against the same reference. */
+static void
+test_rope_cache (void)
+{
+  AtDevice *dev = at_test_device ();
+  gboolean cpu = dev != NULL && at_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  static const RopeCase fused[] = {
+    { AT_DTYPE_Q8_0, 576, 9, 3, 64, 64, AT_ROPE_NORMAL, TRUE, FALSE, 5 },
+    { AT_DTYPE_Q8_0, 256, 3, 1, 16, 8, AT_ROPE_NORMAL, FALSE, TRUE, 0 },
+    { AT_DTYPE_Q8_0, 96, 4, 2, 24, 24, AT_ROPE_NORMAL, TRUE, TRUE, 3 },
+    { AT_DTYPE_Q4_0, 512, 4, 2, 32, 32, AT_ROPE_NORMAL, TRUE, FALSE, 2 },
+    { AT_DTYPE_Q4_K, 256, 2, 1, 8, 6, AT_ROPE_NORMAL, FALSE, FALSE, 1 },
+    { AT_DTYPE_Q6_K, 256, 6, 2, 10, 10, AT_ROPE_NORMAL, TRUE, FALSE, 4 },
+    { AT_DTYPE_Q8_0, 576, 9, 3, 64, 64, AT_ROPE_NORMAL, TRUE, FALSE, 6 },
+  };
+  static const RopeCase apart[] = {
+    { AT_DTYPE_Q8_0, 256, 3, 1, 16, 16, AT_ROPE_NEOX, TRUE, FALSE, 2 },
+    { AT_DTYPE_F16, 64, 3, 1, 16, 16, AT_ROPE_NORMAL, FALSE, TRUE, 1 },
+  };
+
+  if (dev == NULL)
+    return;
+  /* Elsewhere: the norm, the product and the rope (the norm inside the product on CPUs). */
+  for (guint i = 0; i < G_N_ELEMENTS (fused); i++)
+    g_assert_cmpuint (check_rope_cache (&fused[i]), ==, cpu ? 1 : 3);
+  g_assert_cmpuint (check_rope_cache (&apart[0]), ==, cpu ? 2 : 3);
+  g_assert_cmpuint (check_rope_cache (&apart[1]), ==, 3);
+  {
+    g_autoptr (AtGraph) g = at_graph_new (dev);
+    g_autoptr (AtBuffer) buf = at_buffer_new (dev, 4096, AT_BUFFER_DEVICE, "cache", NULL);
+    AtTensor *a = at_graph_input (g, "a", AT_DTYPE_F32, 2, (gint64[]){ 1, 256 });
+    AtTensor *w = at_test_weight (g, "w", AT_DTYPE_Q8_0, 2, (gint64[]){ 5 * 8, 256 }, -1, 1);
+    AtTensor *nw = at_test_weight (g, "norm", AT_DTYPE_F32, 1, (gint64[]){ 256 }, -1, 1);
+    AtTensor *p = at_graph_input (g, "pos", AT_DTYPE_I32, 1, (gint64[]){ 1 });
+    AtTensor *kc = at_graph_weight (g, "kc", AT_DTYPE_F32, 3, (gint64[]){ 4, 2, 8 }, buf, 0);
+    /* 5 heads of 8 rows, where 3 q heads and 2 kv heads need 7. */
+    at_test_expect_error (g, at_matmul_rope_cache (g, a, nw, 1e-5f, w, p, 8, 1e4f, 1, AT_ROPE_NORMAL,
+                                                   NULL, 3, kc, kc),
+                          "must be [56 rows, K]");
+  }
+}
+
 static void
 test_errors (void)
 {
@@ -509,6 +642,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/matmul/add", test_add);
   g_test_add_func ("/engine/matmul/rms", test_rms);
   g_test_add_func ("/engine/matmul/swiglu", test_swiglu);
+  g_test_add_func ("/engine/matmul/rope-cache", test_rope_cache);
   g_test_add_func ("/engine/matmul/errors", test_errors);
   return g_test_run ();
 }

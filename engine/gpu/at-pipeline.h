@@ -16,8 +16,8 @@
 
 G_BEGIN_DECLS
 
-#define AT_MAX_SPEC_CONSTANTS 20
-#define AT_MAX_BINDINGS 8
+#define AT_MAX_SPEC_CONSTANTS 25
+#define AT_MAX_BINDINGS 9
 
 typedef struct
 {

@@ -709,16 +709,25 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       vc = at_graph_weight (g, "v cache", m->kv_dtype, 3, cache_shape, L->v_cache, 0);
       if (L->qkv.buffer != NULL)
         {
-          AtTensor *qkv = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->qkv)); /* [n, qd + 2 kvd] */
-          AtTensor *all;
+          AtTensor *qkv, *all;
 
-          if (m->arch == ARCH_QWEN2)
-            qkv = at_add (g, qkv, weight_tensor (g, &L->qkv_b));
-          /* One pass over the [n, H + 2 KV, hd] heads: q and k roped, and the new k and v rows
-           * written into the caches at their positions. */
-          all = at_rope_cache (g, heads_view (g, qkv, n, m->n_head + 2 * m->n_kv, m->head_dim, qd + 2 * kvd, 0),
-                               s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs,
-                               (int) m->n_head, kc, vc);
+          /* q and k roped over the [n, H + 2 KV, hd] heads, and the new k and v rows written
+           * into the caches at their positions: for one token where the product stores its
+           * rows (no bias between), else one pass after it. */
+          if (n == 1 && m->arch != ARCH_QWEN2)
+            all = at_matmul_rope_cache (g, x, an, m->eps, weight_tensor (g, &L->qkv), s->positions,
+                                        m->n_rot, m->rope_base, m->freq_scale, mode, freqs,
+                                        (int) m->n_head, kc, vc);
+          else
+            {
+              qkv = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->qkv)); /* [n, qd + 2 kvd] */
+              if (m->arch == ARCH_QWEN2)
+                qkv = at_add (g, qkv, weight_tensor (g, &L->qkv_b));
+              all = at_rope_cache (g, heads_view (g, qkv, n, m->n_head + 2 * m->n_kv, m->head_dim,
+                                                  qd + 2 * kvd, 0),
+                                   s->positions, m->n_rot, m->rope_base, m->freq_scale, mode, freqs,
+                                   (int) m->n_head, kc, vc);
+            }
           q = heads_view (g, all, n, m->n_head, m->head_dim, qd + 2 * kvd, 0);
           k = at_transpose (g, kc, 0, 1); /* [cache_len, kv, hd] -> [kv, cache_len, hd] */
           v = at_transpose (g, vc, 0, 1);

@@ -24,7 +24,7 @@
 G_BEGIN_DECLS
 
 #define AT_MAX_DIMS 4
-#define AT_MAX_SRC 6
+#define AT_MAX_SRC 7
 #define AT_MAX_PARAMS 128
 
 typedef struct _AtGraph AtGraph;

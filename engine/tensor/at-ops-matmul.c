@@ -37,6 +37,7 @@
 
 #include "at-error.h"
 #include "at-ops-norm.h"
+#include "at-ops-private.h"
 
 /* Matrix-vector: rows of b and of a per workgroup. */
 #define MV_ROWS 4
@@ -73,8 +74,10 @@ typedef struct
   float eps;
   guint32 og;
   guint32 gk;
+  guint32 opos, off, okc, ovc, ncache, n_rot;
+  float base, freq_scale;
 } MatmulPush;
-G_STATIC_ASSERT (sizeof (MatmulPush) == 84);
+G_STATIC_ASSERT (sizeof (MatmulPush) == 116);
 
 /* MatmulPush.oc without an addend c, .og without a norm. */
 #define NO_C G_MAXUINT32
@@ -85,9 +88,14 @@ typedef struct
 {
   float eps;
   gboolean qa8;
+  /* at_matmul_rope_cache: RoPE's (normal mode), the heads, and the src indices of the
+   * position, the frequency factors (-1: none) and the caches. */
+  gint32 n_rot, nq, nkv, hd;
+  float base, freq_scale;
+  gint32 pos, ff, kc, vc;
 } MatmulParams;
 
-static const AtOp matmul_add_op, matmul_rms_op, matmul_swiglu_op;
+static const AtOp matmul_add_op, matmul_rms_op, matmul_swiglu_op, matmul_rope_op;
 
 static const AtDtype weight_dtypes[] = {
   AT_DTYPE_F32, AT_DTYPE_F16, AT_DTYPE_BF16, AT_DTYPE_Q8_0, AT_DTYPE_Q4_0, AT_DTYPE_Q4_1,
@@ -200,6 +208,20 @@ ref_matmul_rms (const AtTensor *dst, const float *const *src, float *out)
         h[r * K + i] = x[i] * rstd * src[2][i];
     }
   ref_matmul (dst, (const float *const[]){ h, src[1] }, out);
+}
+
+/* at_matmul_rope_cache: at_matmul_rms's product, then at_rope_cache's turn of the q and k
+ * heads (the caches' writes are checked by the tests from the caches themselves). */
+static void
+ref_matmul_rope (const AtTensor *dst, const float *const *src, float *out)
+{
+  const MatmulParams *p = (const MatmulParams *) dst->params;
+  gint64 n = at_tensor_numel (dst);
+  g_autofree float *h = g_new (float, n);
+
+  ref_matmul_rms (dst, src, h);
+  at_rope_ref_token (h, out, n / p->hd, p->nq + p->nkv, p->hd, p->n_rot, AT_ROPE_NORMAL,
+                     src[p->pos][0], p->base, p->freq_scale, p->ff >= 0 ? src[p->ff] : NULL);
 }
 
 /* at_matmul_swiglu: a vector [gate | up] of 2 K, silu (gate) * up, times b [N, K] (plus c). */
@@ -408,6 +430,52 @@ chunk_rows (AtEncoder *enc, const AtTensor *b, gsize rb, gsize sbn, guint64 n_pe
   return MIN (rows, 65535 * n_per);
 }
 
+/* matvec_rows.comp's bindings 5-8: at_matmul_rope_cache's position, frequency factors and
+ * caches, with its constants; for the other products a and d again, unread and unwritten. */
+static gboolean
+bind_rope (AtEncoder *enc, const AtTensor *dst, MatmulPush *push, AtPipelineDesc *desc,
+           AtBinding bind[9], GError **error)
+{
+  const MatmulParams *p = (const MatmulParams *) dst->params;
+  const AtTensor *kc;
+  guint unit;
+
+  if (dst->op != &matmul_rope_op)
+    {
+      bind[5] = bind[6] = at_encoder_bind (enc, dst->src[0], FALSE, NULL, 4);
+      bind[7] = bind[8] = at_encoder_bind (enc, dst, TRUE, NULL, 4);
+      return TRUE;
+    }
+  kc = dst->src[p->kc];
+  unit = kc->dtype == AT_DTYPE_F16 ? 2 : 4;
+  bind[5] = at_encoder_bind (enc, dst->src[p->pos], FALSE, &push->opos, 4);
+  push->off = NO_C;
+  if (p->ff >= 0)
+    bind[6] = at_encoder_bind (enc, dst->src[p->ff], FALSE, &push->off, 4);
+  else
+    bind[6] = bind[5];
+  bind[7] = at_encoder_bind (enc, kc, TRUE, &push->okc, unit);
+  bind[8] = at_encoder_bind (enc, dst->src[p->vc], TRUE, &push->ovc, unit);
+  /* f16 caches are written a word (two halves) at a time. */
+  if (unit == 2 && (push->okc % 2 != 0 || push->ovc % 2 != 0))
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                   "matmul_rope_cache: the f16 caches must start at 4 bytes");
+      return FALSE;
+    }
+  push->ncache = (guint32) kc->shape[0];
+  push->n_rot = (guint32) p->n_rot;
+  push->base = p->base;
+  push->freq_scale = p->freq_scale;
+  desc->n_spec = 25;
+  desc->spec[20] = TRUE;
+  desc->spec[21] = (guint32) p->hd;
+  desc->spec[22] = (guint32) p->nq;
+  desc->spec[23] = (guint32) p->nkv;
+  desc->spec[24] = unit == 2;
+  return TRUE;
+}
+
 static gboolean
 encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
 {
@@ -416,9 +484,11 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
   guint64 n_batch = (guint64) (at_tensor_numel (dst) / dst->shape[dst->ndim - 1] / dst->shape[dst->ndim - 2]);
   guint64 per_chunk, n_per, m_per;
   const AtDtypeInfo *binfo = at_dtype_info (b->dtype);
+  const MatmulParams *mp = (const MatmulParams *) dst->params;
+  gboolean rope = dst->op == &matmul_rope_op, rms = rope || dst->op == &matmul_rms_op;
   MatmulPush push = { 0 };
   AtPipelineDesc desc;
-  AtBinding bind[5];
+  AtBinding bind[9];
   const char *label;
   gboolean texel, own_rows = FALSE, g_rgba = FALSE;
   gsize rb;
@@ -472,10 +542,10 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
           && (push.sb0 | push.sb1) % 16 == 0)
         {
           /* Binding 4: at_matmul_rms's norm weight (else a again, unread). */
-          if (dst->op == &matmul_rms_op)
+          if (rms)
             {
               /* RGBA32UI where the weight starts on a texel: a quarter of the fetches. */
-              push.eps = ((const MatmulParams *) dst->params)->eps;
+              push.eps = mp->eps;
               g_rgba = at_encoder_bind_texel (enc, dst->src[2], 0, 0, VK_FORMAT_R32G32B32A32_UINT,
                                               &bind[4], &push.og, 4)
                        && push.og % 4 == 0;
@@ -498,19 +568,21 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
           /* K of at most eight steps of 256 unrolled (see matvec_rows.comp); fused variants by
            * spec constant, not by a branch on the push constants. */
           desc.spec[16] = push.K / 256 <= 8 ? push.K / 256 : 0;
-          desc.spec[17] = dst->op == &matmul_rms_op;
+          desc.spec[17] = rms;
           desc.spec[18] = dst->op == &matmul_swiglu_op;
-          desc.n_bindings = 5;
+          desc.n_bindings = 9;
           desc.texel_bindings |= 0x10;
           desc.spec[5] = b->dtype == AT_DTYPE_Q6_K || b->dtype == AT_DTYPE_Q4_K ? 4 : 1;
           desc.spec[12] = step;
           desc.spec[14] = push.K / 32 % 8;
           n_per = (guint64) desc.spec[0] * passes * desc.spec[5];
+          if (!bind_rope (enc, dst, &push, &desc, bind, error))
+            return FALSE;
         }
     }
   else
     bind[0] = at_encoder_bind (enc, a, FALSE, &push.oa, a->dtype == AT_DTYPE_F16 ? 2 : 4);
-  if ((dst->op == &matmul_rms_op || dst->op == &matmul_swiglu_op || qa8 (dst)) && !own_rows)
+  if ((rms || dst->op == &matmul_swiglu_op || qa8 (dst)) && !own_rows)
     {
       /* The fused ops (and qa8) only where rows_kernel_takes said this kernel would run. */
       g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
@@ -519,6 +591,13 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
     }
   if ((per_chunk = chunk_rows (enc, b, rb, push.sbn, n_per, texel, error)) == 0)
     return FALSE;
+  /* RoPE's pairs of rows stay within a chunk. */
+  if (rope && per_chunk < push.N && (per_chunk -= per_chunk % 2) == 0)
+    {
+      g_set_error (error, AT_ERROR, AT_ERROR_UNSUPPORTED,
+                   "matmul_rope_cache: two rows of %s exceed the binding limit", b->name);
+      return FALSE;
+    }
   /* Vector loads where every row of a starts aligned: 4 f32 elements, or 2 halves. */
   desc.spec[7] = (push.oa | push.sam | push.sa0 | push.sa1) % (a->dtype == AT_DTYPE_F16 ? 2 : 4) == 0;
   for (guint64 n0 = 0; n0 < push.N; n0 += per_chunk)
@@ -584,6 +663,7 @@ static const AtOp matmul_op = { "matmul", encode_matmul, ref_matmul };
 static const AtOp matmul_add_op = { "matmul_add", encode_matmul, ref_matmul_add };
 static const AtOp matmul_rms_op = { "matmul_rms", encode_matmul, ref_matmul_rms };
 static const AtOp matmul_swiglu_op = { "matmul_swiglu", encode_matmul, ref_matmul_swiglu };
+static const AtOp matmul_rope_op = { "matmul_rope_cache", encode_matmul, ref_matmul_rope };
 
 /* ---- constructor ---- */
 
@@ -739,12 +819,28 @@ at_matmul_fuses (AtGraph *g, AtTensor *a, AtTensor *b)
   return a != NULL && b != NULL && b->ndim >= 2 && rows_kernel_takes (g, a, b);
 }
 
+/* product_shape, and the norm weight: f32 [K], contiguous. */
+static gboolean
+rms_shape (AtGraph *g, const char *op, AtTensor *a, AtTensor *weight, AtTensor *b, gint64 shape[4],
+           int *ndim)
+{
+  g_autofree char *dw = NULL;
+
+  if (!product_shape (g, op, a, b, shape, ndim))
+    return FALSE;
+  if (weight->dtype == AT_DTYPE_F32 && at_tensor_numel (weight) == a->shape[a->ndim - 1]
+      && at_tensor_is_contiguous (weight))
+    return TRUE;
+  dw = at_tensor_describe (weight);
+  at_graph_fail (g, op, "the norm weight must be f32 [K], contiguous: %s", dw);
+  return FALSE;
+}
+
 AtTensor *
 at_matmul_rms (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b)
 {
   AtTensor *srcs[3] = { a, b, weight };
   MatmulParams p = { eps, FALSE };
-  g_autofree char *dw = NULL;
   gint64 shape[4];
   int ndim;
 
@@ -752,12 +848,8 @@ at_matmul_rms (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b
     return at_graph_new_node (g, &matmul_rms_op, AT_DTYPE_F32, 1, (gint64[]){ 1 }, srcs, 3, NULL, 0);
   if (!rows_kernel_takes (g, a, b))
     return at_matmul (g, at_rms_norm (g, a, weight, eps), b);
-  if (!product_shape (g, "matmul_rms", a, b, shape, &ndim))
+  if (!rms_shape (g, "matmul_rms", a, weight, b, shape, &ndim))
     return NULL;
-  dw = at_tensor_describe (weight);
-  if (weight->dtype != AT_DTYPE_F32 || at_tensor_numel (weight) != a->shape[a->ndim - 1]
-      || !at_tensor_is_contiguous (weight))
-    return at_graph_fail (g, "matmul_rms", "the norm weight must be f32 [K], contiguous: %s", dw);
   p.qa8 = takes_qa8 (g, a, b);
   return at_graph_new_node (g, &matmul_rms_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs, 3, &p,
                             sizeof p);
@@ -790,4 +882,58 @@ at_matmul_swiglu (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c)
   p.qa8 = takes_qa8 (g, a, b);
   return at_graph_new_node (g, &matmul_swiglu_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs,
                             c != NULL ? 3 : 2, &p, sizeof p);
+}
+
+AtTensor *
+at_matmul_rope_cache (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b,
+                      AtTensor *positions, int n_rot, float base, float freq_scale, AtRopeMode mode,
+                      AtTensor *freq_factors, int n_q_heads, AtTensor *k_cache, AtTensor *v_cache)
+{
+  MatmulParams p = { eps, FALSE, n_rot, n_q_heads, 0, 0, base, freq_scale, 3, -1, 4, 5 };
+  AtTensor *srcs[AT_MAX_SRC] = { a, b, weight, positions, k_cache, v_cache, freq_factors };
+  AtTensor *qkv;
+  g_autofree char *dx = NULL;
+  gint64 nkv, hd, heads, shape[4];
+  int ndim;
+
+  if (a == NULL || b == NULL || weight == NULL || positions == NULL || k_cache == NULL
+      || v_cache == NULL)
+    return at_graph_failed (g) ? NULL : at_graph_fail (g, "matmul_rope_cache", "a source is missing");
+  if (k_cache->ndim != 3)
+    {
+      g_autofree char *dk = at_tensor_describe (k_cache);
+      return at_graph_fail (g, "matmul_rope_cache", "the k cache %s must be [rows, kv heads, D]", dk);
+    }
+  hd = k_cache->shape[2];
+  heads = n_q_heads + 2 * k_cache->shape[1];
+  if (b->ndim != 2 || b->shape[0] != heads * hd)
+    {
+      g_autofree char *db = at_tensor_describe (b), *dk = at_tensor_describe (k_cache);
+      return at_graph_fail (g, "matmul_rope_cache", "b %s must be [%" G_GINT64_FORMAT " rows, K]: %d q heads"
+                            " and the k and v heads of the caches %s", db, heads * hd, n_q_heads, dk);
+    }
+  /* The fused kernel: normal RoPE of one token's heads, whole pairs of rows in each workgroup
+   * (an even head dimension), else the two ops. */
+  if (mode != AT_ROPE_NORMAL || !rows_kernel_takes (g, a, b) || hd % 2 != 0)
+    {
+      qkv = at_matmul_rms (g, a, weight, eps, b);
+      if (qkv == NULL)
+        return NULL;
+      return at_rope_cache (g, at_reshape (g, qkv, 3, (gint64[]){ 1, heads, hd }),
+                            positions, n_rot, base, freq_scale, mode, freq_factors, n_q_heads, k_cache,
+                            v_cache);
+    }
+  dx = g_strdup_printf ("[1, %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "] (the product)", heads, hd);
+  if (!at_rope_check (g, "matmul_rope_cache", dx, 1, hd, positions, n_rot, mode, freq_factors)
+      || !at_rope_check_caches (g, "matmul_rope_cache", dx, heads, hd, n_q_heads, k_cache, v_cache,
+                                &nkv)
+      || !rms_shape (g, "matmul_rope_cache", a, weight, b, shape, &ndim))
+    return NULL;
+  p.qa8 = takes_qa8 (g, a, b);
+  p.nkv = (gint32) nkv;
+  p.hd = (gint32) hd;
+  p.ff = freq_factors != NULL ? 6 : -1;
+  qkv = at_graph_new_node (g, &matmul_rope_op, AT_DTYPE_F32, ndim, shape + 4 - ndim, srcs,
+                           freq_factors != NULL ? 7 : 6, &p, sizeof p);
+  return qkv != NULL ? at_reshape (g, qkv, 3, (gint64[]){ 1, heads, hd }) : NULL;
 }

@@ -9,6 +9,7 @@
  * units of halves.
  */
 #include "at-ops-norm.h"
+#include "at-ops-private.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -573,43 +574,52 @@ at_softmax (AtGraph *g, AtTensor *x, AtTensor *mask, float scale, gboolean causa
 
 /* ---- RoPE ---- */
 
+void
+at_rope_ref_token (const float *x, float *y, gint64 heads, gint64 n_turn, gint64 d, int n_rot,
+                   AtRopeMode mode, float pos, float base, float freq_scale, const float *ff)
+{
+  gint64 half = n_rot / 2;
+
+  for (gint64 h = 0; h < heads; h++)
+    {
+      const float *xr = x + h * d;
+      float *yr = y + h * d;
+
+      for (gint64 k = h < n_turn ? n_rot : 0; k < d; k++)
+        yr[k] = xr[k];
+      if (h >= n_turn)
+        continue;
+      for (gint64 i = 0; i < half; i++)
+        {
+          gint64 ia = mode == AT_ROPE_NEOX ? i : 2 * i;
+          gint64 ib = mode == AT_ROPE_NEOX ? i + half : 2 * i + 1;
+          float theta = pos * freq_scale * powf (base, -2.0f * (float) i / (float) n_rot);
+          if (ff != NULL)
+            theta /= ff[i];
+          yr[ia] = xr[ia] * cosf (theta) - xr[ib] * sinf (theta);
+          yr[ib] = xr[ia] * sinf (theta) + xr[ib] * cosf (theta);
+        }
+    }
+}
+
 static void
 ref_rope (const AtTensor *dst, const float *const *srcs, float *out)
 {
   const RopeParams *p = (const RopeParams *) dst->params;
-  const float *x = srcs[0], *pos = srcs[1], *ff = opt_ref (srcs, p->ff);
-  gint64 ne[4], st[4], half = p->n_rot / 2;
+  gint64 ne[4], st[4];
 
   at_tensor_shape4 (dst, ne, st);
+  /* at_rope_cache's v heads are copied (their cache writes are checked by the tests from the
+   * caches themselves). */
   for (gint64 bi = 0; bi < ne[0]; bi++)
     for (gint64 l = 0; l < ne[1]; l++)
-      for (gint64 h = 0; h < ne[2]; h++)
-        {
-          gint64 row = ((bi * ne[1] + l) * ne[2] + h) * ne[3];
-          const float *xr = x + row;
-          float *yr = out + row;
+      {
+        gint64 row = (bi * ne[1] + l) * ne[2] * ne[3];
 
-          for (gint64 k = p->n_rot; k < ne[3]; k++)
-            yr[k] = xr[k];
-          /* at_rope_cache's v heads are copied (their cache writes are checked by the tests
-           * from the caches themselves). */
-          if (p->kc >= 0 && h >= p->nq + p->nkv)
-            {
-              for (gint64 k = 0; k < p->n_rot; k++)
-                yr[k] = xr[k];
-              continue;
-            }
-          for (gint64 i = 0; i < half; i++)
-            {
-              gint64 ia = p->mode == AT_ROPE_NEOX ? i : 2 * i;
-              gint64 ib = p->mode == AT_ROPE_NEOX ? i + half : 2 * i + 1;
-              float theta = pos[l] * p->freq_scale * powf (p->base, -2.0f * (float) i / (float) p->n_rot);
-              if (ff != NULL)
-                theta /= ff[i];
-              yr[ia] = xr[ia] * cosf (theta) - xr[ib] * sinf (theta);
-              yr[ib] = xr[ia] * sinf (theta) + xr[ib] * cosf (theta);
-            }
-        }
+        at_rope_ref_token (srcs[0] + row, out + row, ne[2], p->kc >= 0 ? p->nq + p->nkv : ne[2],
+                           ne[3], p->n_rot, p->mode, srcs[1][l], p->base, p->freq_scale,
+                           opt_ref (srcs, p->ff));
+      }
 }
 
 static gboolean
@@ -677,6 +687,56 @@ encode_rope (AtEncoder *enc, AtTensor *dst, GError **error)
 
 static const AtOp rope_op = { "rope", encode_rope, ref_rope };
 
+gboolean
+at_rope_check (AtGraph *g, const char *op, const char *dx, gint64 l, gint64 d, AtTensor *positions,
+               int n_rot, AtRopeMode mode, AtTensor *freq_factors)
+{
+  g_autofree char *dp = at_tensor_describe (positions);
+
+  if (mode != AT_ROPE_NORMAL && mode != AT_ROPE_NEOX)
+    at_graph_fail (g, op, "unknown mode %d", (int) mode);
+  else if (n_rot < 2 || n_rot % 2 != 0 || n_rot > d)
+    at_graph_fail (g, op, "n_rot %d must be even, at least 2 and at most D of x %s", n_rot, dx);
+  else if (positions->dtype != AT_DTYPE_I32 || positions->ndim != 1 || positions->shape[0] != l
+           || !at_tensor_is_contiguous (positions))
+    at_graph_fail (g, op, "positions %s must be contiguous i32 [%" G_GINT64_FORMAT "] (L of x %s)",
+                   dp, l, dx);
+  else if (freq_factors != NULL && freq_factors->dtype != AT_DTYPE_F32)
+    at_graph_fail (g, op, "freq_factors must be f32");
+  else
+    return check_vector (g, op, "freq_factors", freq_factors, n_rot / 2, "n_rot / 2");
+  return FALSE;
+}
+
+gboolean
+at_rope_check_caches (AtGraph *g, const char *op, const char *dx, gint64 heads, gint64 d,
+                      int n_q_heads, AtTensor *k_cache, AtTensor *v_cache, gint64 *nkv)
+{
+  g_autofree char *dk = NULL, *dv = NULL;
+
+  if (k_cache == NULL || v_cache == NULL)
+    {
+      at_graph_fail (g, op, "a cache is missing");
+      return FALSE;
+    }
+  dk = at_tensor_describe (k_cache);
+  dv = at_tensor_describe (v_cache);
+  *nkv = k_cache->ndim == 3 ? k_cache->shape[1] : 0;
+  if (n_q_heads < 0 || heads != n_q_heads + 2 * *nkv)
+    at_graph_fail (g, op, "x %s must be [L, %d q heads + 2 x %" G_GINT64_FORMAT " kv heads, D] for the caches %s",
+                   dx, n_q_heads, *nkv, dk);
+  else if ((k_cache->dtype != AT_DTYPE_F32 && k_cache->dtype != AT_DTYPE_F16)
+           || k_cache->ndim != 3 || k_cache->shape[2] != d
+           || !at_tensor_is_contiguous (k_cache) || v_cache->dtype != k_cache->dtype
+           || v_cache->ndim != 3 || memcmp (v_cache->shape, k_cache->shape, 3 * sizeof (gint64)) != 0
+           || !at_tensor_is_contiguous (v_cache))
+    at_graph_fail (g, op, "the caches %s and %s must be contiguous f32 or f16 [rows, %" G_GINT64_FORMAT
+                   ", %" G_GINT64_FORMAT "], both of one dtype", dk, dv, *nkv, d);
+  else
+    return TRUE;
+  return FALSE;
+}
+
 /* The rope node: plain (no caches), or at_rope_cache's with its caches and q heads. */
 static AtTensor *
 rope_node (AtGraph *g, const char *op, AtTensor *x, AtTensor *positions, int n_rot, float base,
@@ -685,7 +745,7 @@ rope_node (AtGraph *g, const char *op, AtTensor *x, AtTensor *positions, int n_r
 {
   RopeParams p = { n_rot, mode, base, freq_scale, -1, -1, -1, 0, 0 };
   AtTensor *srcs[AT_MAX_SRC] = { x, positions };
-  g_autofree char *dx = NULL, *dp = NULL;
+  g_autofree char *dx = NULL;
   guint n = 2;
   gint64 d, l;
 
@@ -694,47 +754,23 @@ rope_node (AtGraph *g, const char *op, AtTensor *x, AtTensor *positions, int n_r
   if (!check_f32 (g, op, x))
     return NULL;
   dx = at_tensor_describe (x);
-  dp = at_tensor_describe (positions);
   if (x->ndim != 3 && x->ndim != 4)
     return at_graph_fail (g, op, "x %s must be [B, L, H, D] or [L, H, D]", dx);
   d = x->shape[x->ndim - 1];
   l = x->shape[x->ndim - 3];
   if (x->stride[x->ndim - 1] != 1 && d > 1)
     return at_graph_fail (g, op, "the last dimension of x %s must be contiguous", dx);
-  if (mode != AT_ROPE_NORMAL && mode != AT_ROPE_NEOX)
-    return at_graph_fail (g, op, "unknown mode %d", (int) mode);
-  if (n_rot < 2 || n_rot % 2 != 0 || n_rot > d)
-    return at_graph_fail (g, op, "n_rot %d must be even, at least 2 and at most D of x %s", n_rot, dx);
-  if (positions->dtype != AT_DTYPE_I32 || positions->ndim != 1 || positions->shape[0] != l
-      || !at_tensor_is_contiguous (positions))
-    return at_graph_fail (g, op, "positions %s must be contiguous i32 [%" G_GINT64_FORMAT
-                          "] (L of x %s)", dp, l, dx);
-  if (freq_factors != NULL && freq_factors->dtype != AT_DTYPE_F32)
-    return at_graph_fail (g, op, "freq_factors must be f32");
-  if (!check_vector (g, op, "freq_factors", freq_factors, n_rot / 2, "n_rot / 2"))
+  if (!at_rope_check (g, op, dx, l, d, positions, n_rot, mode, freq_factors))
     return NULL;
   p.ff = add_src (srcs, &n, freq_factors);
   if (k_cache != NULL || v_cache != NULL)
     {
-      g_autofree char *dk = NULL, *dv = NULL;
       gint64 nkv;
 
-      if (k_cache == NULL || v_cache == NULL)
-        return at_graph_fail (g, op, "a cache is missing");
-      dk = at_tensor_describe (k_cache);
-      dv = at_tensor_describe (v_cache);
-      nkv = k_cache->ndim == 3 ? k_cache->shape[1] : 0;
-      if (x->ndim != 3 || n_q_heads < 0 || x->shape[1] != n_q_heads + 2 * nkv)
-        return at_graph_fail (g, op, "x %s must be [L, %d q heads + 2 x %" G_GINT64_FORMAT
-                              " kv heads, D] for the caches %s", dx, n_q_heads, nkv, dk);
-      if ((k_cache->dtype != AT_DTYPE_F32 && k_cache->dtype != AT_DTYPE_F16)
-          || k_cache->ndim != 3 || k_cache->shape[2] != d
-          || !at_tensor_is_contiguous (k_cache) || v_cache->dtype != k_cache->dtype
-          || v_cache->ndim != 3 || memcmp (v_cache->shape, k_cache->shape, 3 * sizeof (gint64)) != 0
-          || !at_tensor_is_contiguous (v_cache))
-        return at_graph_fail (g, op, "the caches %s and %s must be contiguous f32 or f16 [rows, %"
-                              G_GINT64_FORMAT ", %" G_GINT64_FORMAT "], both of one dtype", dk,
-                              dv, nkv, d);
+      if (x->ndim != 3)
+        return at_graph_fail (g, op, "x %s must be [L, heads, D] for the caches", dx);
+      if (!at_rope_check_caches (g, op, dx, x->shape[1], d, n_q_heads, k_cache, v_cache, &nkv))
+        return NULL;
       p.kc = add_src (srcs, &n, k_cache);
       p.vc = add_src (srcs, &n, v_cache);
       p.nq = n_q_heads;
