@@ -27,14 +27,18 @@
 // and a K of at most eight steps (KS) is walked by fully unrolled code: measured 1.2-1.6x on
 // SmolLM's rows (K 576, 1536), slower at K 4096, where the unrolled code outgrows the
 // instruction cache.
-// QA8 (q4_0): a is quantised to 8 bits per block of 32, as llama.cpp's CPU backend does (c =
+// QA8 (q4_0, q8_0): a is quantised to 8 bits per block of 32, as llama.cpp's CPU backend does (c =
 // round(a 127 / max|a|), the block's scale max|a| / 127), and the products are integer, two
 // to a 32-bit multiply: (n0 + n2 2^16) (c2 + c0 2^16) holds n0 c0 + n2 c2 in its high half.
 // Eight such products summed keep both halves within 16 bits (|n c| <= 15 127), so a block
 // of 32 nibbles is 16 multiplies in two sums, where the float path takes 32 conversions,
 // multiplies and adds. The quantised a is packed per texel, the pairs (2, 0) and (3, 1) of
 // its four elements: exactly the pairs of nibbles that `w & 0x000f000f` and
-// `(w >> 8) & 0x000f000f` pick out of a word of q4_0 quants. Reference: ref_matmul's qa8.
+// `(w >> 8) & 0x000f000f` pick out of a word of q4_0 quants. q8_0 (signed bytes q, |q c| <=
+// 128 127) fits one pair a multiply: (q0 + q2 2^16) (c2 + c0 2^16) has q0 c0 + q2 c2 (|.| <
+// 2^15) in its high half and |q0 c2| < 2^15 below, so each product's high half is taken on
+// its own, (x + 2^15) >> 16: 16 multiplies and 16 shifts a block, against 32 conversions,
+// shifts, multiplies and adds. Reference: ref_matmul's qa8.
 #version 450
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_shuffle : enable
@@ -138,10 +142,12 @@ void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
         ivec4 c = ivec4(roundEven(v * (amax > 0.0 ? 127.0 / amax : 0.0)));
         P0[q] = c.z + (c.x << 16);
         P1[q] = c.w + (c.y << 16);
-        int cs = (c.x + c.y) + (c.z + c.w);
-        cs += subgroupShuffleXor(cs, 1u);
-        cs += subgroupShuffleXor(cs, 2u);
-        CS[q] = cs + subgroupShuffleXor(cs, 4u);
+        if (!Q8) {
+          int cs = (c.x + c.y) + (c.z + c.w);
+          cs += subgroupShuffleXor(cs, 1u);
+          cs += subgroupShuffleXor(cs, 2u);
+          CS[q] = cs + subgroupShuffleXor(cs, 4u);
+        }
         DA[q] = amax / 127.0;
       }
     [[unroll]] for (uint j = 0u; j < nb; j++) {
@@ -153,8 +159,23 @@ void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
       }
       uint t0 = 8u * j;
       float da = subgroupShuffle(DA[t0 / S], t0 % S);
-      int cs = subgroupShuffle(CS[t0 / S], t0 % S);
       uint mo = m + BS * j;
+      if (Q8) {
+        [[unroll]] for (uint r = 0u; r < RR; r++) {
+          // Word w holds signed bytes 4 w .. 4 w + 3: bytes 0 and 2 (and 1 and 3) sign-extended
+          // into the halves of a word, against the pairs (2, 0) and (3, 1) of a's texel w.
+          int h = 0;
+          [[unroll]] for (uint w = 0u; w < 8u; w++) {
+            uint qw = WORD(W[r], mo + 2u + 4u * w);
+            int q02 = int(((qw & 0x00ff00ffu) ^ 0x00800080u) - 0x00800080u);
+            int q13 = int((((qw >> 8) & 0x00ff00ffu) ^ 0x00800080u) - 0x00800080u);
+            h += ((q02 * p0[w] + 32768) >> 16) + ((q13 * p1[w] + 32768) >> 16);
+          }
+          acc[r] += HALF(W[r], mo) * da * float(h);
+        }
+        continue;
+      }
+      int cs = subgroupShuffle(CS[t0 / S], t0 % S);
       [[unroll]] for (uint r = 0u; r < RR; r++) {
         // Word w of the quants: low nibbles are elements 4 w .. 4 w + 3 (texel w), high ones
         // 16 + 4 w .. (texel 4 + w).

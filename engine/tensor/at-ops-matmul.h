@@ -21,9 +21,10 @@
  * A b larger than the device's storage-buffer range (128 MiB on lavapipe) is bound and
  * dispatched in chunks of rows; ATELIER_MAX_BINDING_BYTES lowers that limit (tests).
  * Weights must be bound as storage buffers; a batched b must fit one binding.
- * A vector a times q4_0 on a CPU device (the rows kernel, token generation) is computed with a
- * quantised to 8 bits per block of 32 and integer products, as llama.cpp's CPU backend does:
- * the node records it and its C reference quantises alike (ATELIER_MATMUL_QA8=0: f32).
+ * A vector a times q4_0 or q8_0 on a CPU device (the rows kernel, token generation) is
+ * computed with a quantised to 8 bits per block of 32 and integer products, as llama.cpp's
+ * CPU backend does: the node records it and its C reference quantises alike
+ * (ATELIER_MATMUL_QA8=0: f32).
  *
  * at_matmul_add (g, a, b, c) = a @ b^T + c, with c f32, contiguous and of the product's shape:
  * the add happens where each kernel stores d (a transformer block's residual, one dispatch
