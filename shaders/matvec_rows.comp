@@ -27,7 +27,8 @@
 // and a K of at most eight steps (KS) is walked by fully unrolled code: measured 1.2-1.6x on
 // SmolLM's rows (K 576, 1536), slower at K 4096, where the unrolled code outgrows the
 // instruction cache.
-// QA8 (q4_0, q8_0): a is quantised to 8 bits per block of 32, as llama.cpp's CPU backend does (c =
+// QA8 (q4_0, q8_0, q4_K): a is quantised to 8 bits per block of 32, as llama.cpp's CPU
+// backend does (c =
 // round(a 127 / max|a|), the block's scale max|a| / 127), and the products are integer, two
 // to a 32-bit multiply: (n0 + n2 2^16) (c2 + c0 2^16) holds n0 c0 + n2 c2 in its high half.
 // Eight such products summed keep both halves within 16 bits (|n c| <= 15 127), so a block
@@ -38,7 +39,8 @@
 // 128 127) fits one pair a multiply: (q0 + q2 2^16) (c2 + c0 2^16) has q0 c0 + q2 c2 (|.| <
 // 2^15) in its high half and |q0 c2| < 2^15 below, so each product's high half is taken on
 // its own, (x + 2^15) >> 16: 16 multiplies and 16 shifts a block, against 32 conversions,
-// shifts, multiplies and adds. Reference: ref_matmul's qa8.
+// shifts, multiplies and adds. q4_K's sub-blocks of 32 are a's blocks: nibbles as q4_0's,
+// each sub-block's scale and minimum applied to its integer sums. Reference: ref_matmul's qa8.
 #version 450
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_shuffle : enable
@@ -54,7 +56,7 @@ layout(constant_id = 15) const bool G_RGBA = false;  // the norm weight's view i
 layout(constant_id = 16) const uint KS = 0;  // K / 256, unrolled, or 0: a run-time loop
 layout(constant_id = 17) const bool RMS = false;  // at_matmul_rms
 layout(constant_id = 18) const bool GLU = false;  // at_matmul_swiglu
-layout(constant_id = 19) const bool QA8 = false;  // q4_0 with a quantised to 8 bits (above)
+layout(constant_id = 19) const bool QA8 = false;  // a quantised to 8 bits (above)
 layout(constant_id = 20) const bool ROPE = false;  // at_matmul_rope_cache
 layout(constant_id = 21) const uint RD = 2;        // ROPE: head dimension (even)
 layout(constant_id = 22) const uint RH = 0;        // ROPE: q heads
@@ -112,6 +114,30 @@ void load_a(uint g, uint q, uint a4, uint alast, float rs, inout vec4 A) {
   }
 }
 
+// QA8: a's texels A (those of nb blocks) quantised, each lane its own; a block's 8 texels sit
+// on 8 aligned lanes, whose maximum and sum of quants (CS, for q4_0 and q4_K) three butterfly
+// steps gather. P0, P1: the pairs (2, 0) and (3, 1) of a texel's quants; DA: its block's scale.
+void quantize_a(vec4 A[NA], uint nb, out int P0[NA], out int P1[NA], out int CS[NA], out float DA[NA]) {
+  [[unroll]] for (uint q = 0u; q < NA; q++)
+    if (q * S < 8u * nb) {
+      vec4 v = A[q];
+      float amax = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
+      amax = max(amax, subgroupShuffleXor(amax, 1u));
+      amax = max(amax, subgroupShuffleXor(amax, 2u));
+      amax = max(amax, subgroupShuffleXor(amax, 4u));
+      ivec4 c = ivec4(roundEven(v * (amax > 0.0 ? 127.0 / amax : 0.0)));
+      P0[q] = c.z + (c.x << 16);
+      P1[q] = c.w + (c.y << 16);
+      if (!Q8) {
+        int cs = (c.x + c.y) + (c.z + c.w);
+        cs += subgroupShuffleXor(cs, 1u);
+        cs += subgroupShuffleXor(cs, 2u);
+        CS[q] = cs + subgroupShuffleXor(cs, 4u);
+      }
+      DA[q] = amax / 127.0;
+    }
+}
+
 // Blocks 8g .. 8g + nb - 1 of RR rows whose windows start m bytes into texel t0[r] + TS g
 // (nb and m constant where this is inlined).
 void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast, float rs,
@@ -128,28 +154,9 @@ void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
     if (q * S < 8u * nb)
       load_a(g, q, a4, alast, rs, A[q]);
   if (QA8) {
-    // Each lane quantises its texels; a block's 8 texels sit on 8 aligned lanes, whose
-    // maximum and sum of quants three butterfly steps gather.
     int P0[NA], P1[NA], CS[NA];
     float DA[NA];
-    [[unroll]] for (uint q = 0u; q < NA; q++)
-      if (q * S < 8u * nb) {
-        vec4 v = A[q];
-        float amax = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
-        amax = max(amax, subgroupShuffleXor(amax, 1u));
-        amax = max(amax, subgroupShuffleXor(amax, 2u));
-        amax = max(amax, subgroupShuffleXor(amax, 4u));
-        ivec4 c = ivec4(roundEven(v * (amax > 0.0 ? 127.0 / amax : 0.0)));
-        P0[q] = c.z + (c.x << 16);
-        P1[q] = c.w + (c.y << 16);
-        if (!Q8) {
-          int cs = (c.x + c.y) + (c.z + c.w);
-          cs += subgroupShuffleXor(cs, 1u);
-          cs += subgroupShuffleXor(cs, 2u);
-          CS[q] = cs + subgroupShuffleXor(cs, 4u);
-        }
-        DA[q] = amax / 127.0;
-      }
+    quantize_a(A, nb, P0, P1, CS, DA);
     [[unroll]] for (uint j = 0u; j < nb; j++) {
       int p0[8], p1[8];
       [[unroll]] for (uint i = 0u; i < 8u; i++) {
@@ -230,12 +237,47 @@ void step_k(uint g, uint m, uint t0[RR], uint a4, uint alast, uint blast, float 
   vec4 A[NA];
   [[unroll]] for (uint q = 0u; q < NA; q++)
     load_a(g, q, a4, alast, rs, A[q]);
+  int P0[NA], P1[NA], CS[NA];
+  float DA[NA];
+  if (QA8)
+    quantize_a(A, 8u, P0, P1, CS, DA);
   [[unroll]] for (uint r = 0u; r < RR; r++) {
     uvec4 T[10];
     [[unroll]] for (uint t = 0u; t < 10u; t++)
       if (16u * t < m + 144u)
         T[t] = texelFetch(bt, int(min(t0[r] + 9u * g + t, blast)));
     vec2 dm = vec2(HALF(T, m), HALF(T, m + 2u));
+    if (QA8) {
+      // Sub-block j is a's block j: nibble h = j & 1 of the 32 bytes at 16 + 32 (j / 2), and
+      // sum a (d sc q - dmin mn) = da (d sc sum c q - dmin mn sum c); two sums of eight
+      // products keep their halves within 16 bits, as q4_0's do.
+      [[unroll]] for (uint j = 0u; j < 8u; j++) {
+        uint sb = m + 4u, h = 4u * (j & 1u);
+        float sc, mn;
+        if (j < 4u) {
+          sc = float(UBYTE(T, sb + j) & 63u);
+          mn = float(UBYTE(T, sb + j + 4u) & 63u);
+        } else {
+          uint x = UBYTE(T, sb + j + 4u);
+          sc = float((x & 15u) | ((UBYTE(T, sb + j - 4u) >> 6) << 4));
+          mn = float((x >> 4) | ((UBYTE(T, sb + j) >> 6) << 4));
+        }
+        int lo = 0, hi = 0;
+        [[unroll]] for (uint i = 0u; i < 8u; i++) {
+          uint t = 8u * j + i;  // a's texel within the step: elements 32 j + 4 i ..
+          uint qw = WORD(T, m + 16u + 32u * (j / 2u) + 4u * i) >> h;
+          int s2 = int(qw & 0x000f000fu) * subgroupShuffle(P0[t / S], t % S)
+                 + int((qw >> 8) & 0x000f000fu) * subgroupShuffle(P1[t / S], t % S);
+          if (i < 4u) lo += s2; else hi += s2;
+        }
+        uint t0 = 8u * j;
+        float da = subgroupShuffle(DA[t0 / S], t0 % S);
+        float cs = float(subgroupShuffle(CS[t0 / S], t0 % S));
+        float cq = float(((lo + 32768) >> 16) + ((hi + 32768) >> 16));
+        acc[r] += da * (dm.x * sc * cq - dm.y * mn * cs);
+      }
+      continue;
+    }
     [[unroll]] for (uint j = 0u; j < 8u; j++) {
       float sc, mn;
       uint sb = m + 4u;  // the scale bytes

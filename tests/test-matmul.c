@@ -344,10 +344,24 @@ fused_graph (const char *path)
   return at_graph_new (at_test_device ());
 }
 
-static guint
-run_fused (AtGraph *g, AtTensor *out, const char *what)
+/* The fused ops compute their input (the norm, silu (gate) * up) in f32 on the device and in
+ * the reference in another order: an ulp apart. Where the kernel then quantises it to 8 bits
+ * (QA8: q4_0, q8_0 and q4_K on CPU devices), an element a hair from a rounding boundary may
+ * land on the other step, ~1e-6 of NMSE each (measured 8.8e-7 once in a q8_0 case): the bound
+ * there allows a few. Any real error (a sign, a scale, a wrong element) is ~1e-2 and up. */
+static double
+fused_tol (AtGraph *g, AtDtype wtype)
 {
-  at_test_assert_nmse (at_test_run (g, out), 1e-9, what);
+  gboolean cpu = at_device_get_info (at_graph_get_device (g))->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+  gboolean qa8 = wtype == AT_DTYPE_Q4_0 || wtype == AT_DTYPE_Q8_0 || wtype == AT_DTYPE_Q4_K;
+
+  return cpu && qa8 && g_strcmp0 (g_getenv ("ATELIER_MATMUL_PATH"), "gemm-cpu") != 0 ? 1e-5 : 1e-9;
+}
+
+static guint
+run_fused (AtGraph *g, AtTensor *out, AtDtype wtype, const char *what)
+{
+  at_test_assert_nmse (at_test_run (g, out), fused_tol (g, wtype), what);
   g_unsetenv ("ATELIER_MATMUL_PATH");
   return at_command_get_n_dispatches (at_graph_get_command (g));
 }
@@ -373,7 +387,7 @@ check_rms_at (const char *path, AtDtype wtype, gint64 N, gint64 K, gint64 skew)
     w = at_view (g, w, 1, sa + 1, one, skew);
   what = g_strdup_printf ("rms %s w %s N=%" G_GINT64_FORMAT " K=%" G_GINT64_FORMAT " skew %"
                           G_GINT64_FORMAT, path ? path : "default", at_dtype_name (wtype), N, K, skew);
-  return run_fused (g, at_matmul_rms (g, a, w, 1e-5f, b), what);
+  return run_fused (g, at_matmul_rms (g, a, w, 1e-5f, b), wtype, what);
 }
 
 static guint
@@ -427,7 +441,7 @@ check_swiglu (const char *path, AtDtype wtype, gint64 N, gint64 K, gboolean add)
     c = at_test_input (g, "c", AT_DTYPE_F32, 2, sc, -10, 10);
   what = g_strdup_printf ("swiglu %s w %s N=%" G_GINT64_FORMAT " K=%" G_GINT64_FORMAT "%s",
                           path ? path : "default", at_dtype_name (wtype), N, K, add ? " + c" : "");
-  return run_fused (g, at_matmul_swiglu (g, a, b, c), what);
+  return run_fused (g, at_matmul_swiglu (g, a, b, c), wtype, what);
 }
 
 /* silu (gate) * up inside the rows kernel on CPU devices (SmolLM's down projection, K 1536,
@@ -508,7 +522,7 @@ check_rope_cache (const RopeCase *c)
   /* The fused node's result is [1, heads x hd] under a view of the heads. */
   if (out != NULL && out->view_src != NULL)
     out = out->view_src;
-  at_test_assert_nmse (at_test_run (g, out), 1e-9, what);
+  at_test_assert_nmse (at_test_run (g, out), fused_tol (g, c->wtype), what);
   dispatches = at_command_get_n_dispatches (at_graph_get_command (g));
   g_assert_true (at_graph_get_output (g, out, y, (gsize) n * sizeof (float), &error));
   g_assert_true (at_buffer_download (kbuf, 0, raw, cbytes, &error));

@@ -808,12 +808,13 @@ rows_kernel_takes (AtGraph *g, const AtTensor *a, const AtTensor *b)
          && at_tensor_numel (b) / b->shape[b->ndim - 1] == b->shape[b->ndim - 2];
 }
 
-/* q4_0 and q8_0 on the rows kernel quantise a to 8 bits (matvec_rows.comp's QA8): integer
+/* q4_0, q8_0 and q4_K on the rows kernel quantise a to 8 bits (matvec_rows.comp's QA8): integer
  * products, as llama.cpp's CPU backend does it. ATELIER_MATMUL_QA8=0 keeps f32 activations. */
 static gboolean
 takes_qa8 (AtGraph *g, const AtTensor *a, const AtTensor *b)
 {
-  return (b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q8_0) && b->ndim >= 2 && rows_kernel_takes (g, a, b)
+  return (b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_K)
+         && b->ndim >= 2 && rows_kernel_takes (g, a, b)
          && g_strcmp0 (g_getenv ("ATELIER_MATMUL_QA8"), "0") != 0;
 }
 
