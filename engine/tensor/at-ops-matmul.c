@@ -534,10 +534,10 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
        * weights read from RAM, not cache, go faster with fewer: q8_0 / q4_0 take one (4096 x
        * 4096 past the caches, best of runs: q8_0 1.58 ms against 1.86 with four, q4_0 1.25
        * against 1.58; SmolLM's K 1536 rows 0.29 against 0.39), q4_K and q6_K four (q4_K 0.94
-       * against 1.10 with one). With a quantised to 8 bits (QA8) and K >= 2048 two share its
-       * quantisation: bench ops, three alternating runs, q4_0 4096 x 4096 11.3-11.5 GB/s
-       * against 9.0-9.1 with one, 11264 x 2048 11.6-11.9 against 9.3-9.6; q8_0 4096 x 4096
-       * 14.2-14.5 against 12.3-12.9; at K 576 and 1536 q8_0 is faster with one. */
+       * against 1.10 with one). With a quantised to 8 bits (QA8) two rows a lane share its
+       * quantisation and ran a single matrix (cached) faster, q4_0 4096 x 4096 11.3-11.5 GB/s
+       * against 9.0-9.1; but the 1.1B Q4_0 file generated slower with two, four alternating
+       * pairs of bench text --quick: 8.6-10.4 tokens/s against 10.9-11.6. */
       if ((b->dtype == AT_DTYPE_Q8_0 || b->dtype == AT_DTYPE_Q4_0 || b->dtype == AT_DTYPE_Q4_K
            || b->dtype == AT_DTYPE_Q6_K)
           && push.M == 1 && desc.spec[0] == at_encoder_get_info (enc)->subgroup_size
@@ -575,8 +575,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
           desc.spec[18] = dst->op == &matmul_swiglu_op;
           desc.n_bindings = 9;
           desc.texel_bindings |= 0x10;
-          desc.spec[5] = b->dtype == AT_DTYPE_Q6_K || b->dtype == AT_DTYPE_Q4_K ? 4
-                         : qa8 (dst) && push.K >= 2048 ? 2 : 1;
+          desc.spec[5] = b->dtype == AT_DTYPE_Q6_K || b->dtype == AT_DTYPE_Q4_K ? 4 : 1;
           desc.spec[12] = step;
           desc.spec[14] = push.K / 32 % 8;
           n_per = (guint64) desc.spec[0] * passes * desc.spec[5];
