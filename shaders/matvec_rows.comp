@@ -117,7 +117,8 @@ void load_a(uint g, uint q, uint a4, uint alast, float rs, inout vec4 A) {
 // QA8: a's texels A (those of nb blocks) quantised, each lane its own; a block's 8 texels sit
 // on 8 aligned lanes, whose maximum and sum of quants (CS, for q4_0 and q4_K) three butterfly
 // steps gather. P0, P1: the pairs (2, 0) and (3, 1) of a texel's quants; DA: its block's scale.
-void quantize_a(vec4 A[NA], uint nb, out int P0[NA], out int P1[NA], out int CS[NA], out float DA[NA]) {
+void quantize_a(vec4 A[NA], uint nb, out int P0[NA], out int P1[NA], out int CS[NA],
+                out float DA[NA]) {
   [[unroll]] for (uint q = 0u; q < NA; q++)
     if (q * S < 8u * nb) {
       vec4 v = A[q];

@@ -720,7 +720,8 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
                                         (int) m->n_head, kc, vc);
           else
             {
-              qkv = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->qkv)); /* [n, qd + 2 kvd] */
+              /* [n, qd + 2 kvd] */
+              qkv = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->qkv));
               if (m->arch == ARCH_QWEN2)
                 qkv = at_add (g, qkv, weight_tensor (g, &L->qkv_b));
               all = at_rope_cache (g, heads_view (g, qkv, n, m->n_head + 2 * m->n_kv, m->head_dim,

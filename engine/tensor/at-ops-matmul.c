@@ -902,19 +902,22 @@ at_matmul_rope_cache (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTe
 
   if (a == NULL || b == NULL || weight == NULL || positions == NULL || k_cache == NULL
       || v_cache == NULL)
-    return at_graph_failed (g) ? NULL : at_graph_fail (g, "matmul_rope_cache", "a source is missing");
+    return at_graph_failed (g) ? NULL
+                               : at_graph_fail (g, "matmul_rope_cache", "a source is missing");
   if (k_cache->ndim != 3)
     {
       g_autofree char *dk = at_tensor_describe (k_cache);
-      return at_graph_fail (g, "matmul_rope_cache", "the k cache %s must be [rows, kv heads, D]", dk);
+      return at_graph_fail (g, "matmul_rope_cache", "the k cache %s must be [rows, kv heads, D]",
+                            dk);
     }
   hd = k_cache->shape[2];
   heads = n_q_heads + 2 * k_cache->shape[1];
   if (b->ndim != 2 || b->shape[0] != heads * hd)
     {
       g_autofree char *db = at_tensor_describe (b), *dk = at_tensor_describe (k_cache);
-      return at_graph_fail (g, "matmul_rope_cache", "b %s must be [%" G_GINT64_FORMAT " rows, K]: %d q heads"
-                            " and the k and v heads of the caches %s", db, heads * hd, n_q_heads, dk);
+      return at_graph_fail (g, "matmul_rope_cache",
+                            "b %s must be [%" G_GINT64_FORMAT " rows, K]: %d q heads and the k and v"
+                            " heads of the caches %s", db, heads * hd, n_q_heads, dk);
     }
   /* The fused kernel: normal RoPE of one token's heads, whole pairs of rows in each workgroup
    * (an even head dimension), else the two ops. */
@@ -924,8 +927,8 @@ at_matmul_rope_cache (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTe
       if (qkv == NULL)
         return NULL;
       return at_rope_cache (g, at_reshape (g, qkv, 3, (gint64[]){ 1, heads, hd }),
-                            positions, n_rot, base, freq_scale, mode, freq_factors, n_q_heads, k_cache,
-                            v_cache);
+                            positions, n_rot, base, freq_scale, mode, freq_factors, n_q_heads,
+                            k_cache, v_cache);
     }
   dx = g_strdup_printf ("[1, %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "] (the product)", heads, hd);
   if (!at_rope_check (g, "matmul_rope_cache", dx, 1, hd, positions, n_rot, mode, freq_factors)

@@ -723,8 +723,8 @@ at_rope_check_caches (AtGraph *g, const char *op, const char *dx, gint64 heads, 
   dv = at_tensor_describe (v_cache);
   *nkv = k_cache->ndim == 3 ? k_cache->shape[1] : 0;
   if (n_q_heads < 0 || heads != n_q_heads + 2 * *nkv)
-    at_graph_fail (g, op, "x %s must be [L, %d q heads + 2 x %" G_GINT64_FORMAT " kv heads, D] for the caches %s",
-                   dx, n_q_heads, *nkv, dk);
+    at_graph_fail (g, op, "x %s must be [L, %d q heads + 2 x %" G_GINT64_FORMAT " kv heads, D]"
+                   " for the caches %s", dx, n_q_heads, *nkv, dk);
   else if ((k_cache->dtype != AT_DTYPE_F32 && k_cache->dtype != AT_DTYPE_F16)
            || k_cache->ndim != 3 || k_cache->shape[2] != d
            || !at_tensor_is_contiguous (k_cache) || v_cache->dtype != k_cache->dtype

@@ -9,8 +9,8 @@ G_BEGIN_DECLS
 
 /* Checks at_rope's arguments other than x (described by `dx`: L tokens of D elements a head):
  * mode, n_rot, positions and freq_factors. FALSE: the graph failed, naming what is wrong. */
-gboolean at_rope_check (AtGraph *g, const char *op, const char *dx, gint64 l, gint64 d, AtTensor *positions,
-                        int n_rot, AtRopeMode mode, AtTensor *freq_factors);
+gboolean at_rope_check (AtGraph *g, const char *op, const char *dx, gint64 l, gint64 d,
+                        AtTensor *positions, int n_rot, AtRopeMode mode, AtTensor *freq_factors);
 
 /* Checks at_rope_cache's caches for x [L, heads, D] (described by `dx`) with n_q_heads q heads;
  * fills the caches' kv heads. */
