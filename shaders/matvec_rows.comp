@@ -28,12 +28,11 @@
 // SmolLM's rows (K 576, 1536), slower at K 4096, where the unrolled code outgrows the
 // instruction cache.
 // QA8 (q4_0, q8_0, q4_K): a is quantised to 8 bits per block of 32, as llama.cpp's CPU
-// backend does (c =
-// round(a 127 / max|a|), the block's scale max|a| / 127), and the products are integer, two
-// to a 32-bit multiply: (n0 + n2 2^16) (c2 + c0 2^16) holds n0 c0 + n2 c2 in its high half.
-// Eight such products summed keep both halves within 16 bits (|n c| <= 15 127), so a block
-// of 32 nibbles is 16 multiplies in two sums, where the float path takes 32 conversions,
-// multiplies and adds. The quantised a is packed per texel, the pairs (2, 0) and (3, 1) of
+// backend does (c = round(a 127 / max|a|), the block's scale max|a| / 127), and the products
+// are integer, two to a 32-bit multiply: (n0 + n2 2^16) (c2 + c0 2^16) holds n0 c0 + n2 c2
+// in its high half. Eight such products summed keep both halves within 16 bits (|n c| <= 15
+// 127), so a block of 32 nibbles is 16 multiplies in two sums, where the float path takes 32
+// conversions, multiplies and adds. The quantised a is packed per texel, the pairs (2, 0) and (3, 1) of
 // its four elements: exactly the pairs of nibbles that `w & 0x000f000f` and
 // `(w >> 8) & 0x000f000f` pick out of a word of q4_0 quants. q8_0 (signed bytes q, |q c| <=
 // 128 127) fits one pair a multiply: (q0 + q2 2^16) (c2 + c0 2^16) has q0 c0 + q2 c2 (|.| <
