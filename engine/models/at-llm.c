@@ -709,7 +709,7 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
       vc = at_graph_weight (g, "v cache", m->kv_dtype, 3, cache_shape, L->v_cache, 0);
       if (L->qkv.buffer != NULL)
         {
-          AtTensor *qkv, *all;
+          AtTensor *all;
 
           /* q and k roped over the [n, H + 2 KV, hd] heads, and the new k and v rows written
            * into the caches at their positions: for one token where the product stores its
@@ -721,7 +721,8 @@ build_step (AtLlm *m, guint n, guint cache_len, GError **error)
           else
             {
               /* [n, qd + 2 kvd] */
-              qkv = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->qkv));
+              AtTensor *qkv = at_matmul_rms (g, x, an, m->eps, weight_tensor (g, &L->qkv));
+
               if (m->arch == ARCH_QWEN2)
                 qkv = at_add (g, qkv, weight_tensor (g, &L->qkv_b));
               all = at_rope_cache (g, heads_view (g, qkv, n, m->n_head + 2 * m->n_kv, m->head_dim,

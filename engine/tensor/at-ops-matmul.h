@@ -21,7 +21,7 @@
  * A b larger than the device's storage-buffer range (128 MiB on lavapipe) is bound and
  * dispatched in chunks of rows; ATELIER_MAX_BINDING_BYTES lowers that limit (tests).
  * Weights must be bound as storage buffers; a batched b must fit one binding.
- * A vector a times q4_0 or q8_0 on a CPU device (the rows kernel, token generation) is
+ * A vector a times q4_0, q8_0 or q4_K on a CPU device (the rows kernel, token generation) is
  * computed with a quantised to 8 bits per block of 32 and integer products, as llama.cpp's
  * CPU backend does: the node records it and its C reference quantises alike
  * (ATELIER_MATMUL_QA8=0: f32).
@@ -52,8 +52,8 @@ AtTensor *at_matmul_swiglu (AtGraph *g, AtTensor *a, AtTensor *b, AtTensor *c);
  * at_rope_cache (reshape (at_matmul_rms (g, a, weight, eps, b), [1, heads, D]), ...), with
  * heads = n_q_heads + 2 kv heads and D the caches' head dimension; the result is [1, heads,
  * D]. Where the matrix-vector rows kernel takes the product and the RoPE is normal, the turn
- * and the cache writes happen where the kernel stores the product: one dispatch where the
- * two ops took two (a token's rope dispatches are ~7% of its time on lavapipe). */
+ * and the cache writes happen where the kernel stores the product: one dispatch instead of
+ * two (a token's rope dispatches were ~7% of its time on lavapipe). */
 AtTensor *at_matmul_rope_cache (AtGraph *g, AtTensor *a, AtTensor *weight, float eps, AtTensor *b,
                                 AtTensor *positions, int n_rot, float base, float freq_scale,
                                 AtRopeMode mode, AtTensor *freq_factors, int n_q_heads,
