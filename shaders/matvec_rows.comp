@@ -229,6 +229,17 @@ void step(uint g, uint nb, uint m, uint t0[RR], uint a4, uint alast, uint blast,
   }
 }
 
+// q4_K: sub-block j's 6-bit scale and minimum, from the 12 bytes after d and dmin in the
+// super-block starting m bytes into T.
+vec2 k_scale_min(uvec4 T[10], uint m, uint j) {
+  uint sb = m + 4u;  // the scale bytes
+  if (j < 4u)
+    return vec2(float(UBYTE(T, sb + j) & 63u), float(UBYTE(T, sb + j + 4u) & 63u));
+  uint x = UBYTE(T, sb + j + 4u);
+  return vec2(float((x & 15u) | ((UBYTE(T, sb + j - 4u) >> 6) << 4)),
+              float((x >> 4) | ((UBYTE(T, sb + j) >> 6) << 4)));
+}
+
 // q4_K super-block g of RR rows (starting m bytes into texel t0[r] + 9 g): d, dmin (f16),
 // 12 bytes of 6-bit scales and mins for the 8 sub-blocks of 32, then 4 x 32 bytes of nibbles
 // (low nibbles: sub-block 2p, high: 2p + 1). Value = d sc q - dmin mn.
@@ -252,16 +263,8 @@ void step_k(uint g, uint m, uint t0[RR], uint a4, uint alast, uint blast, float 
       // sum a (d sc q - dmin mn) = da (d sc sum c q - dmin mn sum c); two sums of eight
       // products keep their halves within 16 bits, as q4_0's do.
       [[unroll]] for (uint j = 0u; j < 8u; j++) {
-        uint sb = m + 4u, h = 4u * (j & 1u);
-        float sc, mn;
-        if (j < 4u) {
-          sc = float(UBYTE(T, sb + j) & 63u);
-          mn = float(UBYTE(T, sb + j + 4u) & 63u);
-        } else {
-          uint x = UBYTE(T, sb + j + 4u);
-          sc = float((x & 15u) | ((UBYTE(T, sb + j - 4u) >> 6) << 4));
-          mn = float((x >> 4) | ((UBYTE(T, sb + j) >> 6) << 4));
-        }
+        uint h = 4u * (j & 1u);
+        vec2 sm = k_scale_min(T, m, j);
         int lo = 0, hi = 0;
         [[unroll]] for (uint i = 0u; i < 8u; i++) {
           uint t = 8u * j + i;  // a's texel within the step: elements 32 j + 4 i ..
@@ -274,21 +277,12 @@ void step_k(uint g, uint m, uint t0[RR], uint a4, uint alast, uint blast, float 
         float da = subgroupShuffle(DA[t0 / S], t0 % S);
         float cs = float(subgroupShuffle(CS[t0 / S], t0 % S));
         float cq = float(((lo + 32768) >> 16) + ((hi + 32768) >> 16));
-        acc[r] += da * (dm.x * sc * cq - dm.y * mn * cs);
+        acc[r] += da * (dm.x * sm.x * cq - dm.y * sm.y * cs);
       }
       continue;
     }
     [[unroll]] for (uint j = 0u; j < 8u; j++) {
-      float sc, mn;
-      uint sb = m + 4u;  // the scale bytes
-      if (j < 4u) {
-        sc = float(UBYTE(T, sb + j) & 63u);
-        mn = float(UBYTE(T, sb + j + 4u) & 63u);
-      } else {
-        uint x = UBYTE(T, sb + j + 4u);
-        sc = float((x & 15u) | ((UBYTE(T, sb + j - 4u) >> 6) << 4));
-        mn = float((x >> 4) | ((UBYTE(T, sb + j) >> 6) << 4));
-      }
+      vec2 sm = k_scale_min(T, m, j);
       vec4 s = vec4(0.0), as = vec4(0.0);
       [[unroll]] for (uint i = 0u; i < 8u; i++) {
         vec4 av;
@@ -300,7 +294,7 @@ void step_k(uint g, uint m, uint t0[RR], uint a4, uint alast, uint blast, float 
         s += av * vec4(NIB(T, o, h), NIB(T, o + 1u, h), NIB(T, o + 2u, h), NIB(T, o + 3u, h));
         as += av;
       }
-      acc[r] += dm.x * sc * (s.x + s.y + s.z + s.w) - dm.y * mn * (as.x + as.y + as.z + as.w);
+      acc[r] += dm.x * sm.x * (s.x + s.y + s.z + s.w) - dm.y * sm.y * (as.x + as.y + as.z + as.w);
     }
   }
 }
