@@ -7,7 +7,10 @@
  *
  * The anchor is llama.cpp's CPU backend on the same file, measured in the same run by its own
  * llama-bench (same prompt and generation lengths, every core): the speeds get their ratio to
- * it. llama.cpp is never part of Atelier; README's Benchmarks says how to build llama-bench
+ * it. Its generation is measured where ours is, after the prompt (llama-bench's `-d`, the
+ * depth of context its test starts from): each token's attention reads the whole cache, so a
+ * token at depth 512 costs more than one at depth 0, llama-bench's default, which is printed
+ * beside it. llama.cpp is never part of Atelier; README's Benchmarks says how to build llama-bench
  * outside the tree. */
 #include "config.h"
 
@@ -38,10 +41,12 @@ cmp_gint64 (gconstpointer a, gconstpointer b)
   return (x > y) - (x < y);
 }
 
-/* What llama-bench measured: tokens/s of its prompt ("pp") and generation ("tg") tests. */
+/* What llama-bench measured: tokens/s of its prompt ("pp") test, of its generation ("tg") test
+ * after the prompt (at depth n_prompt; 0 where this llama-bench has no -d) and from an empty
+ * context (generate0). */
 typedef struct
 {
-  double prompt, generate;
+  double prompt, generate, generate0;
   char *build;
 } LlamaAnchor;
 
@@ -60,14 +65,17 @@ find_llama_bench (const char *given)
 }
 
 /* Runs llama-bench (`exe`) on `model` with our prompt and generation lengths on every core,
- * once, and reads its JSON records; FALSE with `error` when it fails or reports no figures. */
+ * once, at depths 0 and n_prompt (`with_depth`), and reads its JSON records; FALSE with `error`
+ * when it fails or reports no figures. */
 static gboolean
-run_llama_bench (const char *exe, const char *model, guint n_prompt, guint n_gen, LlamaAnchor *out,
-                 GError **error)
+run_llama_bench (const char *exe, const char *model, guint n_prompt, guint n_gen, gboolean with_depth,
+                 LlamaAnchor *out, GError **error)
 {
   g_autofree char *np = g_strdup_printf ("%u", n_prompt), *ng = g_strdup_printf ("%u", n_gen);
   g_autofree char *nt = g_strdup_printf ("%u", g_get_num_processors ());
-  const char *argv[] = { exe, "-m", model, "-p", np, "-n", ng, "-t", nt, "-r", "1", "-o", "json", NULL };
+  g_autofree char *nd = g_strdup_printf ("0,%u", n_prompt);
+  const char *argv[] = { exe, "-m", model, "-p", np, "-n", ng, "-t", nt, "-r", "1", "-o", "json",
+                         with_depth ? "-d" : NULL, nd, NULL };
   g_autofree char *stdout_text = NULL, *stderr_text = NULL;
   g_autoptr (JsonParser) parser = json_parser_new ();
   JsonNode *root;
@@ -101,22 +109,27 @@ run_llama_bench (const char *exe, const char *model, guint n_prompt, guint n_gen
         {
           JsonNode *node = json_array_get_element (records, i);
           JsonObject *o = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
-          gint64 p, g;
+          gint64 p, g, d;
           double ts;
 
           if (o == NULL)
             continue;
           p = json_object_get_int_member_with_default (o, "n_prompt", 0);
           g = json_object_get_int_member_with_default (o, "n_gen", 0);
+          d = json_object_get_int_member_with_default (o, "n_depth", 0);
           ts = json_object_get_double_member_with_default (o, "avg_ts", 0);
-          if (p > 0 && g == 0)
+          if (p > 0 && g == 0 && d == 0)
             out->prompt = ts;
-          else if (g > 0 && p == 0)
+          else if (g > 0 && p == 0 && d == 0)
+            out->generate0 = ts;
+          else if (g > 0 && p == 0 && d == (gint64) n_prompt)
             out->generate = ts;
           if (out->build == NULL && json_object_has_member (o, "build_commit"))
             out->build = g_strdup (json_object_get_string_member_with_default (o, "build_commit", ""));
         }
     }
+  if (!with_depth)
+    out->generate = out->generate0;
   if (out->prompt <= 0 || out->generate <= 0)
     {
       g_set_error (error, AT_ERROR, AT_ERROR_FAILED,
@@ -134,6 +147,7 @@ llama_anchor (JsonBuilder *b, gboolean json, const char *given, const char *mode
 {
   g_autofree char *exe = find_llama_bench (given);
   g_autoptr (GError) error = NULL;
+  gboolean with_depth = TRUE;
 
   if (exe == NULL)
     {
@@ -142,11 +156,20 @@ llama_anchor (JsonBuilder *b, gboolean json, const char *given, const char *mode
                 "the tree, then --llama-bench PATH)\n");
       return;
     }
-  if (!run_llama_bench (exe, model, n_prompt, n_gen, anchor, &error))
+  /* A llama-bench older than its -d measures generation from an empty context only. */
+  if (!run_llama_bench (exe, model, n_prompt, n_gen, TRUE, anchor, &error))
     {
-      fprintf (stderr, "atelier bench text: the llama.cpp anchor failed: %s\n", error->message);
-      anchor->prompt = anchor->generate = 0;
-      return;
+      g_autoptr (GError) error2 = NULL;
+
+      if (!run_llama_bench (exe, model, n_prompt, n_gen, FALSE, anchor, &error2))
+        {
+          fprintf (stderr, "atelier bench text: the llama.cpp anchor failed: %s\n", error->message);
+          anchor->prompt = anchor->generate = anchor->generate0 = 0;
+          return;
+        }
+      fprintf (stderr, "atelier bench text: llama-bench measured generation from an empty context "
+               "only (%s): the ratio compares tokens at different depths\n", error->message);
+      with_depth = FALSE;
     }
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "anchor");
@@ -157,11 +180,20 @@ llama_anchor (JsonBuilder *b, gboolean json, const char *given, const char *mode
   json_builder_add_double_value (b, ((gint64) (anchor->prompt * 100 + 0.5)) / 100.0);
   json_builder_set_member_name (b, "generate_tokens_per_s");
   json_builder_add_double_value (b, ((gint64) (anchor->generate * 100 + 0.5)) / 100.0);
+  json_builder_set_member_name (b, "generate_depth");
+  json_builder_add_int_value (b, with_depth ? n_prompt : 0);
+  json_builder_set_member_name (b, "generate_empty_context_tokens_per_s");
+  json_builder_add_double_value (b, ((gint64) (anchor->generate0 * 100 + 0.5)) / 100.0);
   json_builder_end_object (b);
-  if (!json)
+  if (!json && with_depth)
     printf ("anchor: llama.cpp CPU (llama-bench %s, %u threads): prompt %.2f tokens/s, generate "
-            "%.2f tokens/s\n", anchor->build ? anchor->build : "", g_get_num_processors (),
-            anchor->prompt, anchor->generate);
+            "%.2f tokens/s after the %u-token prompt (%.2f from an empty context)\n",
+            anchor->build ? anchor->build : "", g_get_num_processors (), anchor->prompt,
+            anchor->generate, n_prompt, anchor->generate0);
+  else if (!json)
+    printf ("anchor: llama.cpp CPU (llama-bench %s, %u threads): prompt %.2f tokens/s, generate "
+            "%.2f tokens/s from an empty context\n", anchor->build ? anchor->build : "",
+            g_get_num_processors (), anchor->prompt, anchor->generate);
 }
 
 int

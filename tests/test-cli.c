@@ -229,8 +229,9 @@ find_record (JsonArray *records, const char *member, const char *value)
 }
 
 /* `atelier bench text --quick` on tools/ref/tiny_llm.py's chat model: the anchor is asked for
- * the same file, lengths and cores, its speeds become the ratios of ours; a failing anchor is
- * reported and the bench still measures. */
+ * the same file, lengths and cores, its generation at the depth ours runs at (after the prompt)
+ * as well as from an empty context, its speeds become the ratios of ours; one without -d is
+ * asked again without it; a failing anchor is reported and the bench still measures. */
 static void
 test_bench_text (void)
 {
@@ -250,8 +251,10 @@ test_bench_text (void)
     return;
   write_llama_bench (fake,
                      "echo '[{\"build_commit\": \"abc123\", \"n_prompt\": 128, \"n_gen\": 0, "
-                     "\"avg_ts\": 1000.0}, {\"build_commit\": \"abc123\", \"n_prompt\": 0, "
-                     "\"n_gen\": 32, \"avg_ts\": 500.0}]'", 0);
+                     "\"n_depth\": 0, \"avg_ts\": 1000.0}, {\"build_commit\": \"abc123\", \"n_prompt\": 0, "
+                     "\"n_gen\": 32, \"n_depth\": 0, \"avg_ts\": 500.0}, {\"n_prompt\": 128, \"n_gen\": 0, "
+                     "\"n_depth\": 128, \"avg_ts\": 900.0}, {\"n_prompt\": 0, \"n_gen\": 32, "
+                     "\"n_depth\": 128, \"avg_ts\": 400.0}]'", 0);
   {
     g_auto (Run) r = { 0 };
 
@@ -268,7 +271,10 @@ test_bench_text (void)
     g_assert_nonnull (anchor);
     g_assert_cmpstr (json_object_get_string_member (anchor, "build"), ==, "abc123");
     g_assert_cmpfloat (json_object_get_double_member (anchor, "prompt_tokens_per_s"), ==, 1000.0);
-    g_assert_cmpfloat (json_object_get_double_member (anchor, "generate_tokens_per_s"), ==, 500.0);
+    g_assert_cmpfloat (json_object_get_double_member (anchor, "generate_tokens_per_s"), ==, 400.0);
+    g_assert_cmpint (json_object_get_int_member (anchor, "generate_depth"), ==, 128);
+    g_assert_cmpfloat (json_object_get_double_member (anchor, "generate_empty_context_tokens_per_s"), ==,
+                       500.0);
     prompt = find_record (records, "case", "prompt, 128 tokens");
     gen = find_record (records, "case", "generate, *"); /* 32 tokens, or fewer at an end of text */
     g_assert_nonnull (prompt);
@@ -276,9 +282,10 @@ test_bench_text (void)
     g_assert_cmpfloat_with_epsilon (json_object_get_double_member (prompt, "vs_anchor"),
                                     json_object_get_double_member (prompt, "tokens_per_s") / 1000.0, 2e-3);
     g_assert_cmpfloat_with_epsilon (json_object_get_double_member (gen, "vs_anchor"),
-                                    json_object_get_double_member (gen, "tokens_per_s") / 500.0, 2e-3);
+                                    json_object_get_double_member (gen, "tokens_per_s") / 400.0, 2e-3);
     g_assert_true (g_file_get_contents (args_path, &args, NULL, NULL));
-    want_args = g_strdup_printf ("-m %s -p 128 -n 32 -t %u -r 1 -o json\n", model, g_get_num_processors ());
+    want_args = g_strdup_printf ("-m %s -p 128 -n 32 -t %u -r 1 -o json -d 0,128\n", model,
+                                 g_get_num_processors ());
     g_assert_cmpstr (args, ==, want_args);
     /* Device memory: the weights, the KV cache (f16 by default), the activations. */
     g_assert_nonnull (find_record (records, "case", "device memory, weights"));
@@ -315,6 +322,31 @@ test_bench_text (void)
     run (&r, NULL, "bench", "text", "--model", model, "--kv-type", "q8_0", NULL);
     g_assert_cmpint (r.status, ==, 2);
     g_assert_nonnull (strstr (r.err, "--kv-type is f16 or f32, not \"q8_0\""));
+  }
+  /* A llama-bench without -d: asked again without it, its generation from an empty context is
+   * the anchor, and stderr says the depths differ. */
+  write_llama_bench (fake,
+                     "case \"$*\" in *' -d '*) echo 'error: invalid parameter for argument: -d' >&2; "
+                     "exit 1;; esac\n"
+                     "echo '[{\"n_prompt\": 128, \"n_gen\": 0, \"avg_ts\": 1000.0}, "
+                     "{\"n_prompt\": 0, \"n_gen\": 32, \"avg_ts\": 500.0}]'", 0);
+  {
+    g_auto (Run) r = { 0 };
+    g_autoptr (JsonParser) p1 = json_parser_new ();
+
+    run (&r, NULL, "bench", "text", "--quick", "--json", "--model", model, "--llama-bench", fake, NULL);
+    g_assert_cmpint (r.status, ==, 0);
+    g_assert_nonnull (strstr (r.err, "llama-bench measured generation from an empty context only"));
+    g_assert_nonnull (strstr (r.err, "invalid parameter for argument: -d"));
+    g_assert_true (json_parser_load_from_data (p1, r.out, -1, &error));
+    records = json_node_get_array (json_parser_get_root (p1));
+    anchor = find_record (records, "anchor", "llama_cpp_cpu");
+    g_assert_nonnull (anchor);
+    g_assert_cmpfloat (json_object_get_double_member (anchor, "generate_tokens_per_s"), ==, 500.0);
+    g_assert_cmpint (json_object_get_int_member (anchor, "generate_depth"), ==, 0);
+    g_clear_pointer (&args, g_free);
+    g_assert_true (g_file_get_contents (args_path, &args, NULL, NULL));
+    g_assert_null (strstr (args, "-d"));
   }
   /* An anchor that fails: said on stderr with its own last words; no ratios. */
   write_llama_bench (fake, "echo 'llama_model_load: error loading model' >&2", 3);
