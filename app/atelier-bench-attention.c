@@ -15,13 +15,14 @@ dim (const AtBenchCase *c, const char *name, gint64 fallback)
   return fallback;
 }
 
-/* q [B, H, Lq, D] f32, k and v [B, H, Lk, D] in `kv`; dims b, h, d and l (or lq and lk). */
+/* q [B, H, Lq, D] f32, k and v [B, HK, Lk, D] in `kv`; dims b, h, hk (H, or fewer: grouped
+ * query heads), d and l (or lq and lk). */
 static gboolean
 build_attention (AtGraph *g, const AtBenchCase *c, AtDtype kv, GError **error)
 {
   gint64 b = dim (c, "b", 1), h = dim (c, "h", 1), d = dim (c, "d", 64), l = dim (c, "l", 1);
-  gint64 lq = dim (c, "lq", l), lk = dim (c, "lk", l);
-  const gint64 qs[] = { b, h, lq, d }, ks[] = { b, h, lk, d };
+  gint64 lq = dim (c, "lq", l), lk = dim (c, "lk", l), hk = dim (c, "hk", h);
+  const gint64 qs[] = { b, h, lq, d }, ks[] = { b, hk, lk, d };
   AtAttentionParams p = { 1.0f / sqrtf ((float) d), FALSE, 0 };
   AtTensor *q = at_bench_input (g, "q", AT_DTYPE_F32, 4, qs, error);
   AtTensor *k = at_bench_input (g, "k", kv, 4, ks, error);
@@ -52,6 +53,10 @@ const AtBenchCase at_bench_cases_attention[] = {
   { "attention decode f16 kv 4096 d128 h32", "attention", "f32", "f16",
     { { "b", 1 }, { "h", 32 }, { "lq", 1 }, { "lk", 4096 }, { "d", 128 } }, AT_BENCH_GBPS,
     2.0 * 1 * 32 * 4096 * 128 * 2, 1, build_f16 },
+  /* A token of SmolLM-135M after a 512-token prompt: 9 query heads share 3 kv heads. */
+  { "attention decode f16 kv 640 d64 h9 kv3", "attention", "f32", "f16",
+    { { "b", 1 }, { "h", 9 }, { "hk", 3 }, { "lq", 1 }, { "lk", 640 }, { "d", 64 } }, AT_BENCH_GBPS,
+    2.0 * 1 * 3 * 640 * 64 * 2, 1, build_f16 },
   /* The f32 KV cache of the writer's models (4 bytes an element). */
   { "attention decode f32 kv 4096 d64 h8", "attention", "f32", "f32",
     { { "b", 1 }, { "h", 8 }, { "lq", 1 }, { "lk", 4096 }, { "d", 64 } }, AT_BENCH_GBPS,

@@ -25,7 +25,7 @@ struct _AtBenchCase
   {
     const char *name;
     gint64 value;
-  } dims[5];
+  } dims[6];
   AtBenchUnit unit;
   double work;
   int repeat; /* ops per graph (dispatch overhead) */
