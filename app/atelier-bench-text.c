@@ -68,8 +68,8 @@ find_llama_bench (const char *given)
  * once, at depths 0 and n_prompt (`with_depth`), and reads its JSON records; FALSE with `error`
  * when it fails or reports no figures. */
 static gboolean
-run_llama_bench (const char *exe, const char *model, guint n_prompt, guint n_gen, gboolean with_depth,
-                 LlamaAnchor *out, GError **error)
+run_llama_bench (const char *exe, const char *model, guint n_prompt, guint n_gen,
+                 gboolean with_depth, LlamaAnchor *out, GError **error)
 {
   g_autofree char *np = g_strdup_printf ("%u", n_prompt), *ng = g_strdup_printf ("%u", n_gen);
   g_autofree char *nt = g_strdup_printf ("%u", g_get_num_processors ());

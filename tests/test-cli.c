@@ -251,10 +251,10 @@ test_bench_text (void)
     return;
   write_llama_bench (fake,
                      "echo '[{\"build_commit\": \"abc123\", \"n_prompt\": 128, \"n_gen\": 0, "
-                     "\"n_depth\": 0, \"avg_ts\": 1000.0}, {\"build_commit\": \"abc123\", \"n_prompt\": 0, "
-                     "\"n_gen\": 32, \"n_depth\": 0, \"avg_ts\": 500.0}, {\"n_prompt\": 128, \"n_gen\": 0, "
-                     "\"n_depth\": 128, \"avg_ts\": 900.0}, {\"n_prompt\": 0, \"n_gen\": 32, "
-                     "\"n_depth\": 128, \"avg_ts\": 400.0}]'", 0);
+                     "\"n_depth\": 0, \"avg_ts\": 1000.0}, {\"build_commit\": \"abc123\", "
+                     "\"n_prompt\": 0, \"n_gen\": 32, \"n_depth\": 0, \"avg_ts\": 500.0}, "
+                     "{\"n_prompt\": 128, \"n_gen\": 0, \"n_depth\": 128, \"avg_ts\": 900.0}, "
+                     "{\"n_prompt\": 0, \"n_gen\": 32, \"n_depth\": 128, \"avg_ts\": 400.0}]'", 0);
   {
     g_auto (Run) r = { 0 };
 
@@ -273,8 +273,9 @@ test_bench_text (void)
     g_assert_cmpfloat (json_object_get_double_member (anchor, "prompt_tokens_per_s"), ==, 1000.0);
     g_assert_cmpfloat (json_object_get_double_member (anchor, "generate_tokens_per_s"), ==, 400.0);
     g_assert_cmpint (json_object_get_int_member (anchor, "generate_depth"), ==, 128);
-    g_assert_cmpfloat (json_object_get_double_member (anchor, "generate_empty_context_tokens_per_s"), ==,
-                       500.0);
+    g_assert_cmpfloat (json_object_get_double_member (anchor,
+                                                      "generate_empty_context_tokens_per_s"),
+                       ==, 500.0);
     prompt = find_record (records, "case", "prompt, 128 tokens");
     gen = find_record (records, "case", "generate, *"); /* 32 tokens, or fewer at an end of text */
     g_assert_nonnull (prompt);
@@ -326,8 +327,8 @@ test_bench_text (void)
   /* A llama-bench without -d: asked again without it, its generation from an empty context is
    * the anchor, and stderr says the depths differ. */
   write_llama_bench (fake,
-                     "case \"$*\" in *' -d '*) echo 'error: invalid parameter for argument: -d' >&2; "
-                     "exit 1;; esac\n"
+                     "case \"$*\" in *' -d '*) "
+                     "echo 'error: invalid parameter for argument: -d' >&2; exit 1;; esac\n"
                      "echo '[{\"n_prompt\": 128, \"n_gen\": 0, \"avg_ts\": 1000.0}, "
                      "{\"n_prompt\": 0, \"n_gen\": 32, \"avg_ts\": 500.0}]'", 0);
   {
