@@ -56,6 +56,12 @@ void atelier_bench_report (JsonBuilder *b, gboolean json, const char *name, cons
                            double anchor);
 void atelier_bench_report_vs (JsonBuilder *b, gboolean json, const char *name, const char *unit,
                               double figure, double anchor, const char *anchor_name);
+/* `x` rounded to two decimals, as the JSON records give their figures. */
+static inline double
+atelier_bench_round2 (double x)
+{
+  return ((gint64) (x * 100 + 0.5)) / 100.0;
+}
 /* `atelier bench text --model FILE`: a language model's load, prompt and generation speed and
  * its device memory (atelier-bench-text.c), with a KV cache of `kv_dtype` (f16 or f32),
  * against llama.cpp's CPU backend measured by `llama_bench` (a llama-bench binary; NULL:

@@ -229,7 +229,7 @@ atelier_bench_report_vs (JsonBuilder *b, gboolean json, const char *name, const 
   json_builder_set_member_name (b, "case");
   json_builder_add_string_value (b, name);
   json_builder_set_member_name (b, unit);
-  json_builder_add_double_value (b, ((gint64) (figure * 100 + 0.5)) / 100.0);
+  json_builder_add_double_value (b, atelier_bench_round2 (figure));
   if (anchor > 0)
     {
       json_builder_set_member_name (b, "vs_anchor");

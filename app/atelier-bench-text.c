@@ -74,6 +74,7 @@ run_llama_bench (const char *exe, const char *model, guint n_prompt, guint n_gen
   g_autofree char *np = g_strdup_printf ("%u", n_prompt), *ng = g_strdup_printf ("%u", n_gen);
   g_autofree char *nt = g_strdup_printf ("%u", g_get_num_processors ());
   g_autofree char *nd = g_strdup_printf ("0,%u", n_prompt);
+  /* Without the depths, the list ends where "-d" would stand. */
   const char *argv[] = { exe, "-m", model, "-p", np, "-n", ng, "-t", nt, "-r", "1", "-o", "json",
                          with_depth ? "-d" : NULL, nd, NULL };
   g_autofree char *stdout_text = NULL, *stderr_text = NULL;
@@ -177,23 +178,23 @@ llama_anchor (JsonBuilder *b, gboolean json, const char *given, const char *mode
   json_builder_set_member_name (b, "build");
   json_builder_add_string_value (b, anchor->build ? anchor->build : "");
   json_builder_set_member_name (b, "prompt_tokens_per_s");
-  json_builder_add_double_value (b, ((gint64) (anchor->prompt * 100 + 0.5)) / 100.0);
+  json_builder_add_double_value (b, atelier_bench_round2 (anchor->prompt));
   json_builder_set_member_name (b, "generate_tokens_per_s");
-  json_builder_add_double_value (b, ((gint64) (anchor->generate * 100 + 0.5)) / 100.0);
+  json_builder_add_double_value (b, atelier_bench_round2 (anchor->generate));
   json_builder_set_member_name (b, "generate_depth");
   json_builder_add_int_value (b, with_depth ? n_prompt : 0);
   json_builder_set_member_name (b, "generate_empty_context_tokens_per_s");
-  json_builder_add_double_value (b, ((gint64) (anchor->generate0 * 100 + 0.5)) / 100.0);
+  json_builder_add_double_value (b, atelier_bench_round2 (anchor->generate0));
   json_builder_end_object (b);
-  if (!json && with_depth)
-    printf ("anchor: llama.cpp CPU (llama-bench %s, %u threads): prompt %.2f tokens/s, generate "
-            "%.2f tokens/s after the %u-token prompt (%.2f from an empty context)\n",
-            anchor->build ? anchor->build : "", g_get_num_processors (), anchor->prompt,
-            anchor->generate, n_prompt, anchor->generate0);
-  else if (!json)
-    printf ("anchor: llama.cpp CPU (llama-bench %s, %u threads): prompt %.2f tokens/s, generate "
-            "%.2f tokens/s from an empty context\n", anchor->build ? anchor->build : "",
-            g_get_num_processors (), anchor->prompt, anchor->generate);
+  if (json)
+    return;
+  printf ("anchor: llama.cpp CPU (llama-bench %s, %u threads): prompt %.2f tokens/s, generate %.2f "
+          "tokens/s ", anchor->build ? anchor->build : "", g_get_num_processors (), anchor->prompt,
+          anchor->generate);
+  if (with_depth)
+    printf ("after the %u-token prompt (%.2f from an empty context)\n", n_prompt, anchor->generate0);
+  else
+    printf ("from an empty context\n");
 }
 
 int

@@ -167,7 +167,7 @@ atelier_cmd_bench (int argc, char **argv)
       json_builder_set_member_name (b, "threads");
       json_builder_add_int_value (b, threads);
       json_builder_set_member_name (b, "gbps");
-      json_builder_add_double_value (b, ((gint64) (stream_read * 100 + 0.5)) / 100.0);
+      json_builder_add_double_value (b, atelier_bench_round2 (stream_read));
       json_builder_end_object (b);
       if (!json)
         printf ("anchor: CPU streaming read, %u threads %10.2f GB/s\n", threads, stream_read);
@@ -185,7 +185,7 @@ atelier_cmd_bench (int argc, char **argv)
           json_builder_set_member_name (b, "k");
           json_builder_add_int_value (b, 2048);
           json_builder_set_member_name (b, "gflops");
-          json_builder_add_double_value (b, ((gint64) (sgemm_2048 * 100 + 0.5)) / 100.0);
+          json_builder_add_double_value (b, atelier_bench_round2 (sgemm_2048));
           json_builder_end_object (b);
           if (!json)
             printf ("anchor: OpenBLAS sgemm 2048^3 (%s) %10.2f GFLOP/s\n", blas, sgemm_2048);
@@ -227,7 +227,7 @@ atelier_cmd_bench (int argc, char **argv)
       json_builder_set_member_name (b, c->unit == AT_BENCH_GFLOPS ? "gflops"
                                        : c->unit == AT_BENCH_GBPS ? "gbps"
                                                                   : "us");
-      json_builder_add_double_value (b, ((gint64) (figure * 100 + 0.5)) / 100.0);
+      json_builder_add_double_value (b, atelier_bench_round2 (figure));
       json_builder_set_member_name (b, "ms");
       json_builder_add_double_value (b, t * 1e3);
       anchor = anchor_for (c, sgemm_2048, stream_read);
