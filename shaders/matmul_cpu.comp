@@ -5,7 +5,10 @@
 // by SG * TN columns; lane l owns columns l, l + SG, ... and reads those rows of b along K.
 // Lane l loads rows l, l + SG, ... of a, and subgroupShuffle with a constant lane hands each row
 // to every lane (subgroupBroadcast compiles to a loop on lavapipe, shuffle to one or two
-// instructions). Works for subgroups of 8 and 16 (and wider).
+// instructions). Works for subgroups of 8 and 16 (and wider). Built twice: storage buffers,
+// and TEXEL (matmul_cpu_texel, the default on CPU devices: a and b as uniform texel buffers,
+// whose fetches lavapipe gathers where a storage load with a per-lane address is a loop over
+// the lanes; 3.4x on AVX2, see at-ops-matmul.c).
 #version 450
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_shuffle : enable

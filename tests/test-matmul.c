@@ -9,20 +9,21 @@
 
 #include <string.h>
 
-/* The matrix-vector kernel reading storage buffers (GPUs) and texel buffers (CPU devices). */
-static const char *const paths[] = { "matvec-storage", "matvec-texel", "gemm-cpu", "gemm-gpu",
-                                     "matvec-multi" };
+/* The matrix-vector kernel and the CPU GEMM each read storage buffers (GPUs) or texel buffers
+ * (CPU devices). */
+static const char *const paths[] = { "matvec-storage", "matvec-texel", "gemm-cpu-storage",
+                                     "gemm-cpu-texel", "gemm-gpu", "matvec-multi" };
 
-/* The matrix-vector variant this device does not use by default (storage on CPU devices, texel
- * on GPUs): tested on a few cases only, since each pipeline costs a JIT compile on lavapipe;
- * the GPU runs cover it fully. */
+/* A variant this device does not use by default (storage on CPU devices, texel on GPUs):
+ * tested on a few cases only, since each pipeline costs a JIT compile on lavapipe; the GPU
+ * runs cover it fully. */
 static gboolean
-is_other_matvec (const char *path)
+is_other_variant (const char *path)
 {
   AtDevice *dev = at_test_device ();
   gboolean cpu = dev != NULL && at_device_get_info (dev)->type == VK_PHYSICAL_DEVICE_TYPE_CPU;
 
-  return g_str_equal (path, cpu ? "matvec-storage" : "matvec-texel");
+  return g_str_has_suffix (path, cpu ? "-storage" : "-texel");
 }
 
 static const AtDtype wtypes[] = {
@@ -74,7 +75,7 @@ test_dtypes (void)
 
           /* The cross-subgroup fold does not depend on the dtype: a few keep the test short
            * (each pipeline costs a JIT compile on lavapipe); the same for the other variant. */
-          if ((g_str_equal (paths[p], "matvec-multi") || is_other_matvec (paths[p]))
+          if ((g_str_equal (paths[p], "matvec-multi") || is_other_variant (paths[p]))
               && wtypes[w] != AT_DTYPE_F32 && wtypes[w] != AT_DTYPE_Q8_0 && wtypes[w] != AT_DTYPE_Q4_K)
             continue;
           check_2d (paths[p], AT_DTYPE_F32, wtypes[w], sizes[s][0], sizes[s][1],
@@ -92,7 +93,7 @@ test_odd_k (void)
     for (guint i = 0; i < G_N_ELEMENTS (ks); i++)
       {
         check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_F32, 9, 33, ks[i], 1e-10);
-        if (is_other_matvec (paths[p]))
+        if (is_other_variant (paths[p]))
           continue;
         check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_F16, 9, 33, ks[i], 1e-6);
         check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_BF16, 2, 5, ks[i], 1e-9);
@@ -149,7 +150,7 @@ test_f16_activations (void)
 {
   for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
     {
-      if (is_other_matvec (paths[p]))
+      if (is_other_variant (paths[p]))
         continue;
       check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_F32, 17, 67, 96, 1e-6);
       check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_F16, 70, 31, 288, 1e-6);
@@ -188,7 +189,7 @@ test_batched (void)
 
   for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
     {
-      if (is_other_matvec (paths[p]))
+      if (is_other_variant (paths[p]))
         continue;
       check_batched (paths[p], AT_DTYPE_F32, 4, a4, 4, b4_gqa, "GQA 6/3");
       check_batched (paths[p], AT_DTYPE_Q8_0, 4, a4, 4, b4_gqa, "GQA 6/3");
@@ -215,7 +216,7 @@ test_strided (void)
       const gint64 sv[] = { 13, 64 }, stv[] = { 128, 1 };
       AtTensor *q, *k, *qt, *kt, *x, *xv, *w;
 
-      if (is_other_matvec (paths[p]))
+      if (is_other_variant (paths[p]))
         continue;
       g_setenv ("ATELIER_MATMUL_PATH", paths[p], TRUE);
       q = at_test_input (g, "q", AT_DTYPE_F32, 3, sq, -1, 1);
@@ -248,7 +249,7 @@ test_chunked (void)
   for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
     {
       g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_F32, 3, 129, 96, 1e-10), >=, 10);
-      if (is_other_matvec (paths[p]))
+      if (is_other_variant (paths[p]))
         continue;
       g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F32, AT_DTYPE_Q8_0, 17, 129, 96, 1e-9), >=, 4);
       g_assert_cmpuint (check_2d (paths[p], AT_DTYPE_F16, AT_DTYPE_Q6_K, 5, 67, 256, 1e-6), >, 3);
@@ -304,7 +305,7 @@ test_add (void)
   for (guint p = 0; p < G_N_ELEMENTS (paths); p++)
     {
       check_add (paths[p], AT_DTYPE_F32, 2, 3, 67, 96, 0);
-      if (!is_other_matvec (paths[p]))
+      if (!is_other_variant (paths[p]))
         check_add (paths[p], AT_DTYPE_Q8_0, 1, 37, 129, 96, 4096);
     }
   check_add ("matvec-texel", AT_DTYPE_Q8_0, 1, 1, 131, 576, 0);

@@ -14,8 +14,10 @@
  *   load is a scalar loop over lanes: alignment fast paths are spec constants (A_VEC, B_VEC)
  *   chosen here, the K % 4 tail sits outside the main loops, and the matrix-vector kernel reads
  *   quantised weights 32 elements at a time (load_b32).
- * - On CPU devices the matrix-vector kernel is the TEXEL variant (matvec_texel): a and b are
- *   uniform texel buffers, whose fetches lavapipe gathers; each fetch still costs far more than
+ * - On CPU devices the matrix-vector kernel and the GEMM are the TEXEL variants (matvec_texel,
+ *   matmul_cpu_texel): a and b are uniform texel buffers, whose fetches lavapipe gathers (the
+ *   storage variants stay for a batched b too large for one view, and as forced paths for the
+ *   tests); each fetch still costs far more than
  *   the arithmetic, so rows starting at 16 bytes are RGBA32UI views and q8_0 / q4_0 / q4_K are
  *   read 256 elements (whole texels) per lane (GROUP). A view is limited to
  *   maxTexelBufferElements texels: b is split as for storage ranges, by that limit.
@@ -278,10 +280,16 @@ choose_path (AtEncoder *enc, guint32 M, gboolean *multi, int *texel)
         }
       if (strcmp (force, "gemm-cpu") == 0)
         return PATH_GEMM_CPU;
+      if (strcmp (force, "gemm-cpu-texel") == 0 || strcmp (force, "gemm-cpu-storage") == 0)
+        {
+          *texel = strcmp (force, "gemm-cpu-texel") == 0;
+          return PATH_GEMM_CPU;
+        }
       if (strcmp (force, "gemm-gpu") == 0)
         return PATH_GEMM_GPU;
       g_warning ("ATELIER_MATMUL_PATH=%s is none of matvec, matvec-texel, matvec-storage, "
-                 "matvec-multi, gemm-cpu, gemm-gpu; ignored", force);
+                 "matvec-multi, gemm-cpu, gemm-cpu-texel, gemm-cpu-storage, gemm-gpu; ignored",
+                 force);
     }
   if (M <= MV_M)
     return PATH_MATVEC;
@@ -388,6 +396,11 @@ pick_kernel (AtEncoder *enc, const AtTensor *dst, AtPipelineDesc *desc, const ch
     case PATH_GEMM_CPU:
       desc->shader = "matmul_cpu";
       *label = "matmul";
+      /* Texel reads on CPU devices: on lavapipe a storage load with a per-lane address is a
+       * per-lane loop, and with AVX2 (no AVX-512 masks) each lane's word is stored into the
+       * vector through the stack and read back whole, a failed store forwarding a lane; the
+       * texel gather took the 2048^3 product from 4.8 to 16.5 GFLOP/s on a Zen 3. */
+      *texel = want_texel (enc, force_texel);
       desc->spec[0] = info->subgroup_size;
       desc->spec[5] = CPU_TM;
       desc->spec[6] = CPU_TN;
@@ -525,7 +538,7 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
     }
   if (texel)
     {
-      desc.shader = "matvec_texel";
+      desc.shader = g_str_equal (desc.shader, "matmul_cpu") ? "matmul_cpu_texel" : "matvec_texel";
       desc.texel_bindings = 0x3;
       /* Lanes own rows (matvec_rows.comp): q8_0 / q4_0 / q4_K / q6_K b, a vector a in RGBA32UI texels,
        * a workgroup of one subgroup (not "matvec-multi"), batch strides of whole texels (they
@@ -603,6 +616,9 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
     }
   /* Vector loads where every row of a starts aligned: 4 f32 elements, or 2 halves. */
   desc.spec[7] = (push.oa | push.sam | push.sa0 | push.sa1) % (a->dtype == AT_DTYPE_F16 ? 2 : 4) == 0;
+  /* A texel view of f32 a is read four words a fetch only where it is RGBA32UI. */
+  if (texel && a->dtype == AT_DTYPE_F32)
+    desc.spec[7] = desc.spec[7] && bind[0].format == VK_FORMAT_R32G32B32A32_UINT;
   for (guint64 n0 = 0; n0 < push.N; n0 += per_chunk)
     {
       guint64 rows = MIN (per_chunk, push.N - n0);
