@@ -36,6 +36,11 @@ const AtBenchCase at_bench_cases_matmul[] = {
   GEMM ("f16", 2048, 2048, 2048),
   GEMM ("f16", 4096, 320, 320),
   GEMM ("f16", 77, 3072, 768),
+  /* A language model's prompt: SmolLM-135M's gate / up and down projections (q8_0, rows of
+   * 612 and 1632 bytes), TinyLlama-1.1B's attention (q4_0), 512 tokens. */
+  GEMM ("q8_0", 512, 1536, 576),
+  GEMM ("q8_0", 512, 576, 1536),
+  GEMM ("q4_0", 512, 2048, 2048),
   MATVEC ("f32", 4096, 4096, 1, 4),
   MATVEC ("f16", 4096, 4096, 1, 2),
   MATVEC ("q8_0", 4096, 4096, 32, 34),

@@ -669,8 +669,11 @@ encode_matmul (AtEncoder *enc, AtTensor *dst, GError **error)
                      && (push.ob | push.sbn | push.sb0 | push.sb1) % (b->dtype == AT_DTYPE_F32 ? 16 : 8) == 0;
       desc.spec[11] = texel && bind[1].format == VK_FORMAT_R32G32B32A32_UINT;
       /* GROUP for quantised b only for a vector (token generation): its unrolled code is a
-       * long JIT compile, not worth it for the rarer M = 2..4. */
-      desc.spec[10] = desc.spec[11] && (binfo->quantized ? push.M == 1 : b->dtype != AT_DTYPE_F32 && push.K % 8 == 0);
+       * long JIT compile, not worth it for the rarer M = 2..4. Only matvec_texel has it: a
+       * constant no other kernel reads would still make another pipeline, another compile
+       * (6-14 s for the CPU GEMM on a Zen 3). */
+      desc.spec[10] = g_str_equal (desc.shader, "matvec_texel") && desc.spec[11]
+                      && (binfo->quantized ? push.M == 1 : b->dtype != AT_DTYPE_F32 && push.K % 8 == 0);
       if (!at_encoder_dispatch (enc, &desc, label, &push, bind, (guint32) ((rows + n_per - 1) / n_per),
                                 (guint32) ((push.M + m_per - 1) / m_per), (guint32) n_batch, error))
         return FALSE;
