@@ -262,6 +262,8 @@ test_chunked (void)
   g_unsetenv ("ATELIER_MAX_TEXEL_ELEMENTS");
 }
 
+static double fused_tol (AtGraph *g, AtDtype wtype);
+
 /* at_matmul_add: a [B, M, K] @ w [N, K] + c [B, M, N] on kernel `path`, with w split into
  * bindings of `max_bytes` (0: whole), so c's index follows each chunk's first row. */
 static void
@@ -288,7 +290,11 @@ check_add (const char *path, AtDtype wtype, gint64 B, gint64 M, gint64 N, gint64
   what = g_strdup_printf ("add %s w %s B=%" G_GINT64_FORMAT " M=%" G_GINT64_FORMAT
                           " N=%" G_GINT64_FORMAT " K=%" G_GINT64_FORMAT " binding %u", path,
                           at_dtype_name (wtype), B, M, N, K, max_bytes);
-  at_test_assert_nmse (at_test_run (g, at_matmul_add (g, a, b, c)), 1e-10, what);
+  /* A vector times q8_0 on a CPU device quantises a to 8 bits (QA8): an element a hair from
+   * a rounding boundary may land on the other step there (2.2e-7 once, K 576), as in the
+   * fused ops (fused_tol). */
+  at_test_assert_nmse (at_test_run (g, at_matmul_add (g, a, b, c)),
+                       M == 1 && fused_tol (g, wtype) > 1e-9 ? 1e-5 : 1e-10, what);
   g_unsetenv ("ATELIER_MATMUL_PATH");
   g_unsetenv ("ATELIER_MAX_BINDING_BYTES");
   g_unsetenv ("ATELIER_MAX_TEXEL_ELEMENTS");
